@@ -1,0 +1,5 @@
+"""``python -m tokenskip`` runs the CLI."""
+
+from tokenskip.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The ``tokenskip`` command: one sub-command per DVC stage (see dvc.yaml)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tokenskip.errors import TokenSkipError
+from tokenskip.stages import data as data_stage
+
+app = typer.Typer(
+    help="TokenSkip pipeline: controllable chain-of-thought compression.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """TokenSkip pipeline: controllable chain-of-thought compression."""
+
+
+app.command("synthesize")(data_stage.synthesize)
+
+
+def main() -> None:
+    """Entry point: run the app; bad input becomes one ``error:`` line and exit code 1."""
+    try:
+        app()
+    except TokenSkipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
