@@ -1,0 +1,77 @@
+"""Batched greedy decoding with the KV cache, shared by generate, evaluate and base-model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tokenskip.progress import progress
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One decoded output: text (special tokens removed) and its new-token count."""
+
+    text: str
+    new_tokens: int
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        configured = [configured]
+    ids = {tokenizer.eos_token_id, *(configured or [])}
+    ids.discard(None)
+    return ids
+
+
+def _count_new_tokens(row: list[int], eos_ids: set[int], pad_id: int | None) -> int:
+    for index, token in enumerate(row):
+        if token in eos_ids:
+            return index
+    while row and pad_id is not None and row[-1] == pad_id:
+        row = row[:-1]
+    return len(row)
+
+
+def generate_greedy(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    batch_size: int,
+    max_new_tokens: int,
+    desc: str = "generate",
+) -> tuple[list[Generation], float]:
+    """Greedy-decode ``prompts`` in batches sorted by length (left padding, stop at EOS).
+
+    Returns the generations in input order and the wall-clock seconds spent.
+    """
+    import torch
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    eos_ids = _eos_ids(model, tokenizer)
+    results: list[Generation | None] = [None] * len(prompts)
+    started = time.perf_counter()
+    bar = progress(total=len(prompts), desc=desc, unit="q")
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        encoded = tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(model.device)
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(eos_ids),
+            )
+        new = output[:, encoded["input_ids"].shape[1] :].tolist()
+        for index, row in zip(batch, new, strict=True):
+            count = _count_new_tokens(row, eos_ids, tokenizer.pad_token_id)
+            text = tokenizer.decode(row[:count], skip_special_tokens=True)
+            results[index] = Generation(text=text.strip(), new_tokens=count)
+        bar.update(len(batch))
+    bar.close()
+    return [r for r in results if r is not None], time.perf_counter() - started
