@@ -118,9 +118,11 @@ class FinetuneParams(Section):
     epochs: PositiveFloat = 3.0
     batch_size: PositiveInt = 1
     gradient_accumulation_steps: PositiveInt = 8
-    warmup_ratio: Fraction = 0.03
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
     max_length: PositiveInt = 1024
     save_steps: PositiveInt = 200
+    logging_steps: PositiveInt = 10
     merge: bool = True
     threads: PositiveInt = 2
     seed: NonNegativeInt = 0
