@@ -1,0 +1,142 @@
+"""Packed, step-budgeted training of the bootstrap model (loss on the completion side only).
+
+Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
+EOS, exactly the format later stages generate and fine-tune with. Examples are concatenated
+into one token stream and cut into fixed-length rows (no padding); prompt tokens get label -100.
+The binding budget is ``max_steps`` (same seed and params, same model, even on a busy CPU);
+``time_budget_s`` is only a safety cap, and when it stops training the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenskip.data import Problem
+from tokenskip.params import BaseModelParams
+from tokenskip.progress import progress
+from tokenskip.prompts import build_prompt, format_completion
+
+IGNORE = -100
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: steps, seconds, tokens/s, losses and why it stopped."""
+
+    steps: int
+    train_seconds: float
+    tokens: int
+    tokens_per_s: float
+    first_loss: float
+    final_loss: float
+    stopped_by: str
+    losses: list[float] = field(default_factory=list)
+
+
+def example_texts(problem: Problem, tokenizer: Any, instruction: str) -> tuple[str, str]:
+    """(prompt, completion + EOS) of one training example."""
+    prompt = build_prompt(tokenizer, problem.question, instruction)
+    return prompt, format_completion(problem.solution, problem.gold) + tokenizer.eos_token
+
+
+def pack_examples(
+    problems: Sequence[Problem], tokenizer: Any, instruction: str, seq_len: int, seed: int
+) -> tuple[Any, Any]:
+    """Shuffle, tokenize and pack the examples into ``(input_ids, labels)`` of shape [rows, seq_len]."""
+    import torch
+
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    pairs = [example_texts(problems[i], tokenizer, instruction) for i in order]
+    prompts = tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
+    completions = tokenizer([c for _, c in pairs], add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    labels: list[int] = []
+    for prompt_ids, completion_ids in zip(prompts, completions, strict=True):
+        ids += prompt_ids + completion_ids
+        labels += [IGNORE] * len(prompt_ids) + completion_ids
+    rows = len(ids) // seq_len
+    if rows == 0:
+        raise ValueError(f"{len(ids)} tokens do not fill one row of {seq_len}")
+    cut = rows * seq_len
+    return (
+        torch.tensor(ids[:cut], dtype=torch.long).view(rows, seq_len),
+        torch.tensor(labels[:cut], dtype=torch.long).view(rows, seq_len),
+    )
+
+
+def _schedule(step: int, warmup: int, total: int) -> float:
+    """Linear warmup, then cosine decay to 10% of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress_frac = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_frac)))
+
+
+def _batches(rows: int, batch_size: int, seed: int):
+    """Endless seeded row-index batches, reshuffled every epoch."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(rows, generator=generator)
+        for start in range(0, rows - batch_size + 1, batch_size):
+            yield perm[start : start + batch_size]
+        if rows < batch_size:
+            yield perm
+
+
+def train_model(model: Any, input_ids: Any, labels: Any, params: BaseModelParams) -> TrainResult:
+    """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap)."""
+    import torch
+
+    torch.set_num_threads(params.threads)
+    torch.manual_seed(params.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay, betas=(0.9, 0.95)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _schedule(s, params.warmup_steps, params.max_steps)
+    )
+    losses: list[float] = []
+    tokens, stopped_by = 0, "max_steps"
+    bar = progress(total=params.max_steps, desc="base-model train", unit="step")
+    started = time.perf_counter()
+    batches = _batches(input_ids.shape[0], params.batch_size, params.seed)
+    for step in range(params.max_steps):
+        index = next(batches)
+        loss = model(input_ids=input_ids[index], labels=labels[index]).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        tokens += index.numel() * input_ids.shape[1]
+        elapsed = time.perf_counter() - started
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
+        if elapsed > params.time_budget_s and step + 1 < params.max_steps:
+            stopped_by = "time_budget"
+            break
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - started
+    tail = losses[-20:]
+    return TrainResult(
+        steps=len(losses),
+        train_seconds=round(seconds, 2),
+        tokens=tokens,
+        tokens_per_s=round(tokens / max(seconds, 1e-9), 1),
+        first_loss=losses[0],
+        final_loss=sum(tail) / len(tail),
+        stopped_by=stopped_by,
+        losses=losses,
+    )

@@ -1,0 +1,81 @@
+"""The bootstrap model's building blocks: tokenizer, chat template, training, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tokenskip.bootstrap.build import TINY_PARAMS, synthetic_problems, train_bootstrap
+from tokenskip.bootstrap.tokenizer import build_tokenizer
+from tokenskip.params import DEFAULT_INSTRUCTION
+from tokenskip.prompts import build_prompt, format_completion
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return synthetic_problems(3, 60)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(problems):
+    texts = [DEFAULT_INSTRUCTION] + [p.question for p in problems] + [p.solution for p in problems]
+    return build_tokenizer(texts, 320)
+
+
+def test_tokenizer_round_trips_long_numbers_and_boxed(tokenizer) -> None:
+    text = "so 98765432109876543210 + 7 = 98765432109876543217.\nThe final answer is: \\boxed{-1,234.5}"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert all(len(t.lstrip("Ġ")) <= 1 for t in tokens if any(c.isdigit() for c in t))
+    assert {"\\", "{", "}"} <= set(tokens)
+
+
+def test_chat_template_renders_qwen_style_prompt(tokenizer) -> None:
+    prompt = build_prompt(tokenizer, "How many?", "Think.")
+    assert prompt == "<|im_start|>user\nThink.\nHow many?<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert tokenizer.eos_token_id in ids
+
+
+@pytest.fixture(scope="module")
+def trained(problems):
+    return train_bootstrap(problems, DEFAULT_INSTRUCTION, TINY_PARAMS)
+
+
+def test_training_lowers_the_loss(trained) -> None:
+    _, _, result = trained
+    assert result.steps == TINY_PARAMS.max_steps
+    assert result.final_loss < result.first_loss - 0.5
+    assert result.tokens_per_s > 0
+
+
+def test_save_then_load_gives_identical_logits(trained, tmp_path: Path) -> None:
+    import torch
+
+    from tokenskip.bootstrap.build import save_bootstrap
+    from tokenskip.modeling import load_causal_lm
+
+    model, tokenizer, _ = trained
+    save_bootstrap(model, tokenizer, str(tmp_path))
+    loaded, loaded_tokenizer = load_causal_lm(str(tmp_path), device="cpu")
+    text = build_prompt(tokenizer, "Tom has 3 apples.", DEFAULT_INSTRUCTION) + format_completion("3", "3")
+    batch = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    assert loaded_tokenizer(text, add_special_tokens=False)["input_ids"] == batch["input_ids"][0].tolist()
+    with torch.inference_mode():
+        assert torch.equal(model.eval()(**batch).logits, loaded(**batch).logits)
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_tiny_model_fixture_loads_like_any_causal_lm(tiny_model_dir: Path) -> None:
+    from tokenskip.generation import generate_greedy
+    from tokenskip.modeling import load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+    prompts = [build_prompt(tokenizer, q, DEFAULT_INSTRUCTION) for q in ("Tom has 3 apples.", "Ann has 5.")]
+    outputs, _ = generate_greedy(model, tokenizer, prompts, batch_size=2, max_new_tokens=8)
+    assert len(outputs) == 2 and all(0 < o.new_tokens <= 8 for o in outputs)
