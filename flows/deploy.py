@@ -1,0 +1,89 @@
+"""The scheduled deployment ``tokenskip-nightly`` of the pipeline flow.
+
+The schedule comes from params.yaml (``flow.cron``, ``flow.timezone``; default 02:00 UTC nightly).
+
+    python -m flows.deploy serve                      # register + run scheduled runs in this process
+    python -m flows.deploy deploy --pool tokenskip    # register on a process work pool, then:
+    prefect worker start --pool tokenskip             # a worker executes the scheduled runs
+    prefect deployment run tokenskip-pipeline/tokenskip-nightly   # one run now
+
+All need a Prefect API (``prefect server start`` and PREFECT_API_URL=http://127.0.0.1:4200/api).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect.schedules import Cron
+
+from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
+from tokenskip.params import load_params
+
+DEPLOYMENT_NAME = "tokenskip-nightly"
+ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"
+FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+
+
+def deployment_options(repo: Path) -> dict[str, Any]:
+    """The deployment's schedule, parameters and metadata, from ``repo/params.yaml``."""
+    cfg = load_params(repo / "params.yaml").flow
+    return {
+        "schedules": [Cron(cfg.cron, timezone=cfg.timezone)],
+        "parameters": {},
+        "tags": ["tokenskip"],
+        "description": "TokenSkip pipeline (dvc repro of every stage), nightly.",
+    }
+
+
+def build_deployment(repo: Path = REPO_ROOT) -> Any:
+    """A RunnerDeployment of the flow, run from ``repo`` (the current directory must be ``repo``)."""
+    return tokenskip_pipeline.to_deployment(name=DEPLOYMENT_NAME, **deployment_options(repo))
+
+
+def serve(repo: Path = REPO_ROOT) -> None:
+    """Register the deployment and execute its runs here (one at a time) until interrupted."""
+    from prefect import serve as prefect_serve
+
+    os.chdir(repo)
+    prefect_serve(build_deployment(repo), limit=1)
+
+
+def deploy_to_pool(pool: str, repo: Path = REPO_ROOT) -> Any:
+    """Register the deployment on a process work pool (created if missing); return its id."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    source = tokenskip_pipeline.from_source(source=str(repo), entrypoint=ENTRYPOINT)
+    return source.deploy(name=DEPLOYMENT_NAME, work_pool_name=pool, build=False, push=False,
+                         concurrency_limit=1, print_next_steps=False, **deployment_options(repo))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``serve`` (default) or ``deploy --pool NAME``."""
+    parser = argparse.ArgumentParser(description=f"The {DEPLOYMENT_NAME} deployment of the pipeline flow.")
+    parser.add_argument("command", nargs="?", choices=["serve", "deploy"], default="serve")
+    parser.add_argument("--pool", default="tokenskip", help="process work pool for `deploy`")
+    parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="repository root")
+    args = parser.parse_args(argv)
+    repo = args.repo.resolve()
+    if args.command == "serve":
+        serve(repo)
+    else:
+        deployment_id = deploy_to_pool(args.pool, repo)
+        print(f"deployment {FULL_NAME} ({deployment_id}) on pool {args.pool!r}; "
+              f"start a worker: prefect worker start --pool {args.pool}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
