@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,16 @@ def generate_greedy(
     batch_size: int,
     max_new_tokens: int,
     desc: str = "generate",
+    *,
+    done: Mapping[int, Generation] | None = None,
+    on_batch: Callable[[list[int], list[Generation]], None] | None = None,
 ) -> tuple[list[Generation], float]:
     """Greedy-decode ``prompts`` in batches sorted by length (left padding, stop at EOS).
 
     Returns the generations in input order and the wall-clock seconds spent.
+    Resuming: batches whose prompts are all in ``done`` (index -> Generation, e.g. from a
+    checkpoint) are not decoded again; ``on_batch(indices, generations)`` is called after each
+    decoded batch (e.g. to append it to a checkpoint). Batches are the same on every call.
     """
     import torch
 
@@ -56,6 +63,11 @@ def generate_greedy(
     bar = progress(total=len(prompts), desc=desc, unit="q")
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
+        if done is not None and all(i in done for i in batch):
+            for index in batch:
+                results[index] = done[index]
+            bar.update(len(batch))
+            continue
         encoded = tokenizer(
             [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(model.device)
@@ -72,6 +84,8 @@ def generate_greedy(
             count = _count_new_tokens(row, eos_ids, tokenizer.pad_token_id)
             text = tokenizer.decode(row[:count], skip_special_tokens=True)
             results[index] = Generation(text=text.strip(), new_tokens=count)
+        if on_batch is not None:
+            on_batch(batch, [results[i] for i in batch])  # type: ignore[misc]
         bar.update(len(batch))
     bar.close()
     return [r for r in results if r is not None], time.perf_counter() - started
