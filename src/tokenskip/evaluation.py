@@ -1,0 +1,184 @@
+"""The paper's evaluation: accuracy, CoT tokens, actual ratio, latency and throughput per ratio g,
+against the base model, prompt-based reduction and truncation at the same budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tokenskip.data import Problem, answers_match, extract_prediction, split_cot
+from tokenskip.errors import TokenSkipError
+from tokenskip.generation import generate_greedy
+from tokenskip.prompts import build_prompt
+
+PROMPT_BASELINES = {
+    "be_concise": "Be concise.",
+    "only_numbers": "Only use numbers or equations.",
+    "lc_prompt_0.5": "Please reduce 50% of the words in your Chain-of-Thought process.",
+}
+METRIC_KEYS = ("accuracy", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One evaluated setting: which model, prompt (instruction, ratio tag) and token budget."""
+
+    name: str
+    g: float | None
+    instruction: str
+    prompt_ratio: float | None = None
+    max_new_tokens: int | None = None
+
+
+@dataclass
+class ConditionResult:
+    """Metrics of one condition plus its per-problem records."""
+
+    metrics: dict[str, float | None]
+    records: list[dict[str, Any]]
+
+
+def ratio_key(g: float) -> str:
+    """``"1.0"``, ``"0.9"``, ``"0.5"``: the key of a ratio in evaluate.json."""
+    return f"{g:.1f}" if round(g, 1) == g else f"{g:g}"
+
+
+def check_ratios(ratios: Sequence[float], trained: Sequence[float], source: str) -> None:
+    """Every evaluated ratio must have been trained; otherwise one clear error line."""
+    known = {round(r, 6) for r in trained}
+    missing = [r for r in ratios if r < 1.0 and round(r, 6) not in known]
+    if missing:
+        raise TokenSkipError(
+            f"evaluate.ratios: {', '.join(f'{r:g}' for r in missing)} never trained "
+            f"(trained ratios in {source}: {sorted(known)})"
+        )
+
+
+def count_tokens(tokenizer: Any, text: str) -> int:
+    """Token count of ``text`` in the target tokenizer (no special tokens added)."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+
+def run_condition(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    condition: Condition,
+    settings: Any,
+) -> ConditionResult:
+    """Generate for every problem (batched), score, and time batch-size-1 decoding on a subset."""
+    prompts = [
+        build_prompt(tokenizer, p.question, condition.instruction, condition.prompt_ratio) for p in problems
+    ]
+    budget = condition.max_new_tokens or settings.max_new_tokens
+    outputs, seconds = generate_greedy(
+        model, tokenizer, prompts, settings.batch_size, budget, desc=f"evaluate {condition.name}"
+    )
+    records, cot_tokens, correct = [], [], 0
+    for problem, output in zip(problems, outputs, strict=True):
+        cot, _ = split_cot(output.text)
+        prediction = extract_prediction(output.text)
+        ok = answers_match(prediction, problem.gold)
+        correct += ok
+        cot_tokens.append(count_tokens(tokenizer, cot))
+        records.append(
+            {"id": problem.id, "question": problem.question, "gold": problem.gold, "output": output.text,
+             "prediction": prediction, "correct": ok, "cot_tokens": cot_tokens[-1],
+             "new_tokens": output.new_tokens}
+        )
+    n_latency = min(settings.latency_samples, len(prompts))
+    _, latency_seconds = generate_greedy(
+        model, tokenizer, prompts[:n_latency], 1, budget, desc=f"latency {condition.name}"
+    )
+    new_tokens = sum(o.new_tokens for o in outputs)
+    metrics = {
+        "accuracy": round(correct / len(problems), 4),
+        "mean_cot_tokens": round(sum(cot_tokens) / len(cot_tokens), 2),
+        "actual_ratio": None,
+        "latency_s": round(latency_seconds / n_latency, 4),
+        "throughput_tok_s": round(new_tokens / seconds, 1) if seconds else None,
+    }
+    return ConditionResult(metrics, records)
+
+
+def with_actual_ratios(results: dict[str, ConditionResult], reference: str) -> dict[str, dict]:
+    """Metrics per condition with ``actual_ratio`` = mean CoT tokens / those of ``reference``."""
+    base = results[reference].metrics["mean_cot_tokens"] or 1.0
+    table = {}
+    for name, result in results.items():
+        metrics = dict(result.metrics)
+        metrics["actual_ratio"] = round(metrics["mean_cot_tokens"] / base, 4)
+        table[name] = {key: metrics[key] for key in METRIC_KEYS}
+    return table
+
+
+def tokenskip_conditions(ratios: Sequence[float], instruction: str) -> list[Condition]:
+    """g = 1.0 (no ratio tag) followed by each configured ratio, largest first."""
+    values = sorted({1.0, *ratios}, reverse=True)
+    return [Condition(ratio_key(g), g, instruction, None if g >= 1.0 else g) for g in values]
+
+
+def prompt_baselines(instruction: str) -> list[Condition]:
+    """The base model as is, then the paper's prompt-based reduction instructions."""
+    conditions = [Condition("original", 1.0, instruction)]
+    for name, extra in PROMPT_BASELINES.items():
+        g = 0.5 if name.endswith("0.5") else None
+        conditions.append(Condition(name, g, f"{instruction} {extra}"))
+    return conditions
+
+
+def truncation_conditions(
+    ratios: Sequence[float], instruction: str, original_tokens: float
+) -> list[Condition]:
+    """The base model with ``max_new_tokens = g x`` its mean original CoT length."""
+    return [
+        Condition(f"truncation_{g:g}", g, instruction, None, max(1, round(g * original_tokens)))
+        for g in sorted(ratios, reverse=True)
+    ]
+
+
+def _sample_records(name: str, g: float | None, result: ConditionResult, count: int) -> list[dict]:
+    return [{"method": name, "g": g, **record} for record in result.records[:count]]
+
+
+def evaluate_models(
+    tuned: tuple[Any, Any],
+    base: tuple[Any, Any] | None,
+    problems: Sequence[Problem],
+    settings: Any,
+    instruction: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Evaluate the fine-tuned model at g = 1.0 and each ratio, and (with ``base``) the baselines.
+
+    Returns the evaluate.json payload and the sample records (a few outputs per condition).
+    """
+    if not problems:
+        raise TokenSkipError("evaluate: the test split is empty")
+    samples: list[dict[str, Any]] = []
+    tuned_results: dict[str, ConditionResult] = {}
+    for condition in tokenskip_conditions(settings.ratios, instruction):
+        tuned_results[condition.name] = run_condition(*tuned, problems, condition, settings)
+        samples += _sample_records("tokenskip", condition.g, tuned_results[condition.name],
+                                   settings.n_samples_per_ratio)
+    report: dict[str, Any] = {
+        "n_test": len(problems),
+        "ratios": with_actual_ratios(tuned_results, ratio_key(1.0)),
+        "baselines": {},
+    }
+    if base is None:
+        return report, samples
+    base_results: dict[str, ConditionResult] = {}
+    conditions = prompt_baselines(instruction)
+    for condition in conditions:
+        base_results[condition.name] = run_condition(*base, problems, condition, settings)
+    original_tokens = base_results["original"].metrics["mean_cot_tokens"] or 1.0
+    truncations = truncation_conditions(settings.truncation_ratios, instruction, original_tokens)
+    for condition in truncations:
+        base_results[condition.name] = run_condition(*base, problems, condition, settings)
+    for condition in conditions + truncations:
+        samples += _sample_records(condition.name, condition.g, base_results[condition.name],
+                                   settings.n_samples_per_ratio)
+    report["baselines"] = with_actual_ratios(base_results, "original")
+    return report, samples

@@ -1,0 +1,140 @@
+"""finetune: completion-only loss, LoRA and full fine-tuning, outputs both forms, bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenskip.errors import TokenSkipError
+from tokenskip.params import DEFAULT_INSTRUCTION, FinetuneParams
+
+FAST = dict(learning_rate=3e-3, epochs=1, batch_size=8, gradient_accumulation_steps=1,
+            max_length=160, save_steps=2, logging_steps=1, warmup_ratio=0.1)
+
+
+def write_samples(tokenizer, path: Path, count: int, seed: int = 1) -> Path:
+    """Sample records as prune writes them: prompt at g, completion = words dropped to ~g + answer line."""
+    from tokenskip.bootstrap.build import synthetic_problems
+    from tokenskip.prompts import build_prompt, format_completion
+
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as handle:
+        for problem in synthetic_problems(seed, count):
+            g = rng.choice([0.5, 0.7, 1.0])
+            words = [w for w in problem.solution.split() if g == 1.0 or rng.random() < g]
+            record = {"id": problem.id, "ratio": g,
+                      "prompt": build_prompt(tokenizer, problem.question, DEFAULT_INSTRUCTION, g),
+                      "completion": format_completion(" ".join(words), problem.gold)}
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from tokenskip.modeling import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def samples(tokenizer, tmp_path_factory) -> Path:
+    return write_samples(tokenizer, tmp_path_factory.mktemp("samples") / "samples.jsonl", 24)
+
+
+def test_loss_covers_completion_and_eos_only(tokenizer):
+    from tokenskip.finetuning import IGNORE_INDEX, encode_sample
+
+    encoded = encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", "2 + 3 = 5", 512)
+    prompt_len = len(tokenizer("<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
+                               add_special_tokens=False)["input_ids"])
+    assert encoded["labels"][:prompt_len] == [IGNORE_INDEX] * prompt_len
+    assert encoded["labels"][prompt_len:] == encoded["input_ids"][prompt_len:]
+    assert encoded["input_ids"][-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(encoded["input_ids"][prompt_len:-1]) == "2 + 3 = 5"
+    short = encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", "2 + 3 = 5", 4)
+    assert len(short["input_ids"]) == len(short["labels"]) == 4
+
+
+def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, tmp_path):
+    from tokenskip.finetuned import load_finetuned
+    from tokenskip.finetuning import run_finetune
+
+    params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, merge=True, **FAST)
+    out = tmp_path / "tokenskip"
+    result = run_finetune(tiny_model_dir, samples, out, tmp_path / "ckpt", params)
+    assert result.steps == 3 and result.method == "lora"  # 24 samples / batch 8, one epoch
+    assert 0 < result.trainable_parameters < result.total_parameters
+    assert [h["step"] for h in result.loss_history] == [1, 2, 3]
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["lora_alpha"] == 8
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "model" / "model.safetensors").is_file()
+    assert json.loads((out / "tokenskip.json").read_text())["ratios"] == [0.5, 0.7, 1.0]
+    assert not (tmp_path / "ckpt").exists()  # checkpoints live only while a run is unfinished
+    merged, tok = load_finetuned(out, tiny_model_dir, "cpu")
+    (out / "model").rename(tmp_path / "moved")  # adapter path: base + PEFT adapter
+    with_adapter, _ = load_finetuned(out, tiny_model_dir, "cpu")
+    ids = tok("<|im_start|>user\n1 + 2<|im_end|>\n", return_tensors="pt")["input_ids"]
+    import torch
+
+    with torch.inference_mode():
+        assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-4)
+
+
+def test_full_finetune_trains_every_parameter(tiny_model_dir, samples, tmp_path):
+    from tokenskip.finetuned import finetuned_kind
+    from tokenskip.finetuning import run_finetune
+
+    result = run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
+                          FinetuneParams(method="full", **FAST))
+    assert result.trainable_parameters == result.total_parameters
+    assert finetuned_kind(tmp_path / "out") == "model" and not (tmp_path / "out" / "adapter").exists()
+    assert result.final_loss is not None and result.final_loss < 10
+
+
+def test_adapter_for_another_base_model_is_one_clear_error(tiny_model_dir, samples, tmp_path):
+    from tokenskip.bootstrap.build import TINY_PARAMS, save_bootstrap, synthetic_problems, train_bootstrap
+    from tokenskip.finetuned import load_finetuned
+    from tokenskip.finetuning import run_finetune
+
+    run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
+                 FinetuneParams(method="lora", merge=False, **FAST))
+    wider = TINY_PARAMS.model_copy(update={"hidden_size": 48, "max_steps": 1})
+    model, tok, _ = train_bootstrap(synthetic_problems(3, 20), DEFAULT_INSTRUCTION, wider)
+    save_bootstrap(model, tok, str(tmp_path / "other"))
+    with pytest.raises(TokenSkipError, match="adapter does not match the base model"):
+        load_finetuned(tmp_path / "out", tmp_path / "other", "cpu")
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [([], "empty file"),
+     ([{"id": "a", "ratio": 0.5, "prompt": "p", "completion": "  "}], "record 1 \\(id a\\): field 'completion' is empty"),
+     ([{"id": "a", "ratio": 0.5, "prompt": "p"}], "missing field 'completion'"),
+     ([{"id": "a", "ratio": 1.5, "prompt": "p", "completion": "c"}], "field 'ratio'")],
+)
+def test_bad_samples_stop_with_one_line(tmp_path, lines, message):
+    from tokenskip.finetuning import read_samples
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(TokenSkipError, match=message):
+        read_samples(path)
+
+
+def test_cli_empty_training_set_exits_1_without_output(tiny_model_dir, tmp_path):
+    (tmp_path / "samples.jsonl").write_text("")
+    run = subprocess.run(
+        [sys.executable, "-m", "tokenskip", "finetune", "--base", str(tiny_model_dir),
+         "--samples", str(tmp_path / "samples.jsonl"), "--out", str(tmp_path / "out"),
+         "--checkpoints", str(tmp_path / "ckpt"), "--report", str(tmp_path / "finetune.json")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"error: {tmp_path / 'samples.jsonl'}: empty file (no records)"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()
