@@ -8,6 +8,8 @@ import typer
 
 from tokenskip.errors import TokenSkipError
 from tokenskip.stages import data as data_stage
+from tokenskip.stages import generate as generate_stage
+from tokenskip.stages import prune as prune_stage
 
 app = typer.Typer(
     help="TokenSkip pipeline: controllable chain-of-thought compression.",
@@ -23,6 +25,8 @@ def _group() -> None:
 
 
 app.command("synthesize")(data_stage.synthesize)
+app.command("generate")(generate_stage.generate)
+app.command("prune")(prune_stage.prune)
 
 
 def main() -> None:

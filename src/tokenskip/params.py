@@ -83,6 +83,7 @@ class GenerateParams(Section):
     max_new_tokens: PositiveInt = 256
     max_cot_tokens: PositiveInt = 250
     backend: Literal["transformers"] = "transformers"
+    threads: PositiveInt = 2
 
 
 class PruneParams(Section):
@@ -95,6 +96,7 @@ class PruneParams(Section):
     force_tokens: list[str] = Field(default_factory=lambda: ["+", "-", "*", "/", "=", "$"])
     batch_size: PositiveInt = 32
     seed: NonNegativeInt = 0
+    threads: PositiveInt = 2
 
     _check_ratios = field_validator("ratios")(_unique_sorted_ratios)
 
