@@ -1,0 +1,77 @@
+"""A small, clean set of validate-stage inputs (cot.jsonl, pruned_<g>.jsonl, samples.jsonl)
+that tests copy and break one defect at a time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokenskip.prompts import format_completion, ratio_tag
+
+RATIOS = [0.5, 0.6, 0.7, 0.8, 0.9]
+EOS = "<|endoftext|>"
+N_QUESTIONS = 24  # 4 samples per g in {0.5, ..., 0.9, 1.0}: an exactly uniform mix
+
+
+def _cot(index: int) -> list[str]:
+    """Ten words (one token each), three of them numbers."""
+    a, b = index + 2, index + 5
+    return ["Tom", "has", str(a), "apples", "and", "buys", str(b), "more", "so", str(a + b)]
+
+
+def _compressed(words: list[str], ratio: float) -> list[str]:
+    """Keep round(ratio * 10) words: every number, then the first other words, in order."""
+    keep = round(ratio * len(words))
+    numbers = sum(w.isdigit() for w in words)
+    others = keep - numbers
+    kept = []
+    for word in words:
+        if word.isdigit():
+            kept.append(word)
+        elif others > 0:
+            kept.append(word)
+            others -= 1
+    return kept
+
+
+def make_records() -> dict[str, list[dict[str, Any]]]:
+    """Clean records, keyed by 'cot', 'pruned_<g>' and 'samples'."""
+    records: dict[str, list[dict[str, Any]]] = {"cot": [], "samples": []}
+    records.update({f"pruned_{g:g}": [] for g in RATIOS})
+    options = [*RATIOS, 1.0]
+    for i in range(N_QUESTIONS):
+        words, qid = _cot(i), f"q-{i:03d}"
+        cot, gold = " ".join(words), words[-1]
+        question = f"Tom has {i + 2} apples and buys {i + 5} more. How many?"
+        records["cot"].append({
+            "id": qid, "question": question, "gold": gold, "output": f"{cot}\nThe answer is {gold}.",
+            "cot": cot, "prediction": gold, "correct": True, "cot_tokens": len(words),
+        })
+        compressed = {}
+        for g in RATIOS:
+            kept = _compressed(words, g)
+            compressed[g] = " ".join(kept)
+            records[f"pruned_{g:g}"].append({
+                "id": qid, "ratio": g, "cot": cot, "compressed_cot": compressed[g], "cot_tokens": len(words),
+                "compressed_tokens": len(kept), "forced_words": [w for w in words if w.isdigit()],
+            })
+        g = options[i % len(options)]
+        prompt = f"<|im_start|>user\nSolve.\n{question}{ratio_tag(EOS, g)}<|im_end|>\n<|im_start|>assistant\n"
+        records["samples"].append({
+            "id": qid, "ratio": g, "prompt": prompt,
+            "completion": format_completion(compressed.get(g, cot), gold),
+        })
+    return records
+
+
+def write_records(root: Path, records: dict[str, list[dict[str, Any]]]) -> tuple[Path, Path]:
+    """Write records as artifacts/generate/cot.jsonl and artifacts/prune/*.jsonl under ``root``;
+    return (cot path, pruned folder)."""
+    cot_path = root / "generate" / "cot.jsonl"
+    pruned_dir = root / "prune"
+    for name, rows in records.items():
+        path = cot_path if name == "cot" else pruned_dir / f"{name}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return cot_path, pruned_dir
