@@ -10,6 +10,7 @@ from tokenskip.errors import TokenSkipError
 from tokenskip.stages import data as data_stage
 from tokenskip.stages import generate as generate_stage
 from tokenskip.stages import prune as prune_stage
+from tokenskip.stages import validate as validate_stage
 
 app = typer.Typer(
     help="TokenSkip pipeline: controllable chain-of-thought compression.",
@@ -27,6 +28,7 @@ def _group() -> None:
 app.command("synthesize")(data_stage.synthesize)
 app.command("generate")(generate_stage.generate)
 app.command("prune")(prune_stage.prune)
+app.command("validate")(validate_stage.validate)
 
 
 def main() -> None:
