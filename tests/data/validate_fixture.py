@@ -35,12 +35,13 @@ def _compressed(words: list[str], ratio: float) -> list[str]:
     return kept
 
 
-def make_records() -> dict[str, list[dict[str, Any]]]:
-    """Clean records, keyed by 'cot', 'pruned_<g>' and 'samples'."""
+def make_records(n_questions: int = N_QUESTIONS) -> dict[str, list[dict[str, Any]]]:
+    """Clean records, keyed by 'cot', 'pruned_<g>' and 'samples' (n_questions a multiple of 6
+    keeps the ratio mix exactly uniform)."""
     records: dict[str, list[dict[str, Any]]] = {"cot": [], "samples": []}
     records.update({f"pruned_{g:g}": [] for g in RATIOS})
     options = [*RATIOS, 1.0]
-    for i in range(N_QUESTIONS):
+    for i in range(n_questions):
         words, qid = _cot(i), f"q-{i:03d}"
         cot, gold = " ".join(words), words[-1]
         question = f"Tom has {i + 2} apples and buys {i + 5} more. How many?"

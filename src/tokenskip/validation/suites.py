@@ -1,7 +1,8 @@
 """The Great Expectations suites of the validate stage: one named built-in expectation per rule.
 
-Each expectation carries ``meta={"name": "<suite>.<rule>"}`` and a one-line ``notes`` that the
-data docs show. Cross-record rules run on the derived columns of ``frames.py``.
+Each expectation carries ``meta={"name": "<suite>.<rule>"}``, a one-line ``notes`` and the
+description ``"<name>: <notes>"`` that the data docs show. Cross-record rules run on the
+derived columns of ``frames.py``.
 Great Expectations is imported inside the functions (it is slow to import).
 """
 
@@ -42,7 +43,11 @@ class Thresholds:
 
 
 def _rule(kind: Any, name: str, notes: str, **kwargs: Any) -> Any:
-    return kind(meta={"name": name}, notes=notes, **kwargs)
+    """A built-in expectation named ``name``; the data docs show ``name: notes`` as its text
+    (a string template rendered as HTML: no ``<``, ``>`` or ``$`` in notes)."""
+    if set(notes) & set("<>$"):
+        raise ValueError(f"{name}: notes must not contain '<', '>' or '$'")
+    return kind(meta={"name": name}, notes=notes, description=f"{name}: {notes}", **kwargs)
 
 
 def _present(gx: Any, suite: str, fields: Sequence[str]) -> list[Any]:
@@ -81,13 +86,13 @@ def _pruned(gx: Any, t: Thresholds) -> list[Any]:
               column_list=["id", "ratio"]),
         _rule(e.ExpectColumnValuesToBeInSet, f"{s}.ratio_configured", "ratio is one of prune.ratios",
               column="ratio", value_set=list(t.ratios)),
-        _is_true(gx, f"{s}.ratio_matches_file", "ratio equals the g of its pruned_<g>.jsonl file",
+        _is_true(gx, f"{s}.ratio_matches_file", "ratio equals the g in its file name (pruned_g.jsonl)",
                  "ratio_matches_file"),
         _is_true(gx, f"{s}.id_in_generated", "every pruned id is a generated CoT id", "in_generated"),
         _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.compressed_cot_not_empty",
               "the compressed CoT is not blank", column="compressed_cot", regex=NOT_BLANK),
         _rule(e.ExpectColumnPairValuesAToBeGreaterThanB, f"{s}.compressed_not_longer",
-              "compressed_tokens <= cot_tokens", column_A="cot_tokens", column_B="compressed_tokens",
+              "compressed_tokens is at most cot_tokens", column_A="cot_tokens", column_B="compressed_tokens",
               or_equal=True),
     ]
     if t.force_digits:
@@ -103,7 +108,8 @@ def _pruned_ratios(gx: Any, t: Thresholds) -> list[Any]:
         _rule(e.ExpectColumnValuesToBeBetween, f"{s}.every_ratio_present",
               "every ratio of prune.ratios has pruned records", column="records", min_value=1),
         _rule(e.ExpectColumnValuesToBeBetween, f"{s}.mean_actual_ratio_on_target",
-              f"|mean(compressed_tokens / cot_tokens) - g| <= validate.ratio_tolerance={t.ratio_tolerance}",
+              f"mean(compressed_tokens / cot_tokens) is within "
+              f"validate.ratio_tolerance={t.ratio_tolerance} of g",
               column="ratio_error", max_value=t.ratio_tolerance + EPSILON),
     ]
 
@@ -117,7 +123,8 @@ def _samples(gx: Any, t: Thresholds) -> list[Any]:
         _rule(e.ExpectColumnValuesToBeInSet, f"{s}.ratio_known", "g is one of prune.ratios or 1.0",
               column="ratio", value_set=[*t.ratios, 1.0]),
         _is_true(gx, f"{s}.tag_iff_compressed",
-                 "the prompt holds the ratio tag <eos>g<eos> if and only if g < 1", "tag_matches_ratio"),
+                 "the prompt holds the ratio tag (eos g eos) if and only if g is below 1",
+                 "tag_matches_ratio"),
         _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.completion_ends_with_final_answer",
               f"the completion ends with the line '{FINAL_ANSWER_PREFIX}\\boxed{{N}}'",
               column="completion", regex=FINAL_ANSWER_LINE),
