@@ -162,3 +162,11 @@ def test_digits_in_order() -> None:
 ])
 def test_ratio_tag_detection(prompt: str, ratio: float, ok: bool) -> None:
     assert tag_matches_ratio(prompt, ratio) is ok
+
+
+def test_wrong_type_fails_its_expectation_with_the_error(tmp_path: Path) -> None:
+    records = make_records()
+    records["cot"][0]["cot_tokens"] = "many"
+    failures = failed(run(tmp_path, records))
+    assert list(failures) == ["generated_cots.cot_tokens_in_range"]
+    assert "same type" in failures["generated_cots.cot_tokens_in_range"]["exception"]
