@@ -105,11 +105,12 @@ def run_condition(
 
 def with_actual_ratios(results: dict[str, ConditionResult], reference: str) -> dict[str, dict]:
     """Metrics per condition with ``actual_ratio`` = mean CoT tokens / those of ``reference``."""
-    base = results[reference].metrics["mean_cot_tokens"] or 1.0
+    base = results[reference].metrics["mean_cot_tokens"]
     table = {}
     for name, result in results.items():
         metrics = dict(result.metrics)
-        metrics["actual_ratio"] = round(metrics["mean_cot_tokens"] / base, 4)
+        tokens = metrics["mean_cot_tokens"]
+        metrics["actual_ratio"] = round(tokens / base, 4) if base else (1.0 if not tokens else None)
         table[name] = {key: metrics[key] for key in METRIC_KEYS}
     return table
 

@@ -110,6 +110,9 @@ def prepare_checkpoints(folder: Path, key: str) -> str | None:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"key": key}) + "\n")
+    for partial in folder.glob("checkpoint-*"):  # killed while saving: trainer_state.json is written last
+        if partial.is_dir() and not (partial / "trainer_state.json").is_file():
+            shutil.rmtree(partial)
     return get_last_checkpoint(str(folder))
 
 

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.model.ft_samples import write_samples
 from tokenskip.errors import TokenSkipError
 from tokenskip.params import DEFAULT_INSTRUCTION, FinetuneParams
 
 FAST = dict(learning_rate=3e-3, epochs=1, batch_size=8, gradient_accumulation_steps=1,
             max_length=160, save_steps=2, logging_steps=1, warmup_ratio=0.1)
-
-
-def write_samples(tokenizer, path: Path, count: int, seed: int = 1) -> Path:
-    """Sample records as prune writes them: prompt at g, completion = words dropped to ~g + answer line."""
-    from tokenskip.bootstrap.build import synthetic_problems
-    from tokenskip.prompts import build_prompt, format_completion
-
-    rng = random.Random(seed)
-    with path.open("w", encoding="utf-8") as handle:
-        for problem in synthetic_problems(seed, count):
-            g = rng.choice([0.5, 0.7, 1.0])
-            words = [w for w in problem.solution.split() if g == 1.0 or rng.random() < g]
-            record = {"id": problem.id, "ratio": g,
-                      "prompt": build_prompt(tokenizer, problem.question, DEFAULT_INSTRUCTION, g),
-                      "completion": format_completion(" ".join(words), problem.gold)}
-            handle.write(json.dumps(record) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
