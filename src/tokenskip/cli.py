@@ -10,6 +10,7 @@ from tokenskip.errors import TokenSkipError
 from tokenskip.stages import data as data_stage
 from tokenskip.stages import generate as generate_stage
 from tokenskip.stages import prune as prune_stage
+from tokenskip.stages import register as register_stage
 from tokenskip.stages import validate as validate_stage
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("synthesize")(data_stage.synthesize)
 app.command("generate")(generate_stage.generate)
 app.command("prune")(prune_stage.prune)
 app.command("validate")(validate_stage.validate)
+app.command("register")(register_stage.register)
 
 
 def main() -> None:

@@ -157,7 +157,9 @@ class MlflowParams(Section):
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
     artifact_location: str = "mlflow/artifacts"
     experiment: str = "tokenskip"
-    registered_model: str | None = None
+    registered_model: str | None = Field(default=None, min_length=1, max_length=200)
+    retries: PositiveInt = 4
+    retry_backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
 
 
 class FlowParams(Section):

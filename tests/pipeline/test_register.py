@@ -1,0 +1,198 @@
+"""The register stage against a real ``mlflow server``: runs, versions, tags, gate, aliases, re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.mlflow_fixtures import free_port, run_register, write_workspace
+from tokenskip.errors import TokenSkipError
+
+pytestmark = pytest.mark.slow
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def versions(uri: str, name: str) -> dict[str, object]:
+    return {v.tags["ratio"]: v for v in client(uri).search_model_versions(f"name = '{name}'")}
+
+
+def test_register_versions_tags_gate_and_aliases(tracking_env: str, workspace: Path) -> None:
+    report = run_register(workspace)
+    name = report["registered_model"]
+    mc = client(tracking_env)
+    by_ratio = versions(tracking_env, name)
+    assert sorted(by_ratio) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
+    champion = mc.get_model_version_by_alias(name, "champion")
+    assert champion.tags["ratio"] == "0.6"
+    assert mc.get_model_version_by_alias(name, "challenger").tags["ratio"] == "0.7"
+    v05 = by_ratio["0.5"].tags
+    assert v05["gate"] == "failed" and "accuracy drop 0.1000 > max_accuracy_drop 0.05" in v05["gate_reason"]
+    assert (
+        by_ratio["0.9"].tags["gate"] == "failed"
+        and "token reduction 0.1200" in by_ratio["0.9"].tags["gate_reason"]
+    )
+    assert by_ratio["0.8"].tags["gate"] == "passed" and not by_ratio["0.8"].aliases
+    tags = by_ratio["0.6"].tags
+    assert (tags["accuracy"], tags["mean_cot_tokens"], tags["actual_ratio"]) == ("0.76", "60", "0.6")
+    assert float(tags["accuracy_drop"]) == pytest.approx(0.04) and float(
+        tags["token_reduction"]
+    ) == pytest.approx(0.4)
+    assert tags["parent_run_id"] == report["parent_run_id"] and tags["previous_champion"] == "none"
+    assert all(v.current_stage == "None" for v in by_ratio.values())  # aliases only, no stages
+
+    # child run per ratio with the figures, nested under the parent; finetune run with the loss curve
+    run = mc.get_run(tags["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == report["parent_run_id"]
+    assert run.data.metrics["accuracy"] == 0.76 and run.data.metrics["token_reduction"] == pytest.approx(0.4)
+    assert {"latency_s", "throughput_tok_s", "accuracy_drop", "mean_cot_tokens"} <= set(run.data.metrics)
+    loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
+    assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
+    assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == "8"
+    parent = mc.get_run(report["parent_run_id"])
+    assert parent.data.params["gates.max_accuracy_drop"] == "0.05"
+    assert {"git_commit", "dvc_lock_sha256", "dataset", "model"} <= set(parent.data.tags)
+    assert parent.data.metrics["baseline.truncation_0.5.accuracy"] == 0.05
+    reports = {a.path for a in mc.list_artifacts(report["parent_run_id"], "reports")}
+    assert {"reports/pareto.png", "reports/validation", "reports/samples.jsonl"} <= reports
+
+    assert report["champion"] == {"version": champion.version, "ratio": 0.6, "from_this_run": True}
+    roles = {v["ratio"]: (v["verdict"], v["role"]) for v in report["versions"]}
+    assert roles[0.6] == ("passed", "champion") and roles[0.8] == ("passed", "challenger")
+    assert roles[0.5] == ("failed", "failed") and report["created_versions"] == 6
+
+
+def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, workspace: Path) -> None:
+    first = run_register(workspace)
+    name = first["registered_model"]
+    again = run_register(workspace)
+    assert again["created_versions"] == 0 and again["reused_versions"] == 6
+    assert again["parent_run_id"] == first["parent_run_id"] and again["champion"] == first["champion"]
+    assert len(versions(tracking_env, name)) == 6
+    # a run cut short: one version missing and no aliases -> the retry completes exactly that
+    mc = client(tracking_env)
+    mc.delete_model_version(name, versions(tracking_env, name)["0.7"].version)
+    mc.delete_registered_model_alias(name, "champion")
+    third = run_register(workspace)
+    assert third["created_versions"] == 1 and len(versions(tracking_env, name)) == 6
+    assert mc.get_model_version_by_alias(name, "champion").tags["ratio"] == "0.6"
+    children = mc.search_runs(
+        [mc.get_run(first["parent_run_id"]).info.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{first['parent_run_id']}'",
+    )
+    assert len(children) == 7  # six ratios + finetune, none duplicated
+
+
+def test_nests_under_flow_parent_and_gates_against_champion(
+    tracking_env: str, workspace: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_register(workspace)
+    name = first["registered_model"]
+    mc = client(tracking_env)
+    experiment = mc.get_run(first["parent_run_id"]).info.experiment_id
+    flow_parent = mc.create_run(experiment, tags={"mlflow.runName": "flow"}).info.run_id
+    monkeypatch.setenv("TOKENSKIP_PARENT_RUN_ID", flow_parent)
+    # second pipeline run: 0.7 is beaten by the old champion (0.6: 0.76 at 60 tokens) by 0.06
+    run2 = {
+        1.0: (0.75, 100.0),
+        0.9: (0.75, 90.0),
+        0.8: (0.74, 80.0),
+        0.7: (0.70, 70.0),
+        0.6: (0.72, 62.0),
+        0.5: (0.71, 50.0),
+    }
+    write_workspace(workspace, tiny_model_dir, run2, name)
+    second = run_register(workspace)
+    assert (
+        second["parent_run_id"] == flow_parent and second["previous_champion"] == first["champion"]["version"]
+    )
+    mine = {
+        v.tags["ratio"]: v
+        for v in mc.search_model_versions(f"name = '{name}' and tags.`parent_run_id` = '{flow_parent}'")
+    }
+    assert "champion (g=0.6) is 0.0600 more accurate" in mine["0.7"].tags["gate_reason"]
+    assert mine["0.6"].tags["gate"] == "passed" and mine["0.5"].tags["gate"] == "passed"
+    assert mc.get_model_version_by_alias(name, "champion").version == mine["0.5"].version
+    assert mc.get_model_version_by_alias(name, "challenger").version == mine["0.6"].version
+    assert mc.get_run(flow_parent).info.status == "RUNNING"  # the flow owns and ends its run
+    assert len(versions_all := mc.search_model_versions(f"name = '{name}'")) == 12, versions_all
+
+
+def test_unreachable_server_fails_fast_with_one_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    with pytest.raises(TokenSkipError) as info:
+        run_register(workspace)
+    message = str(info.value)
+    assert message.startswith(
+        f"MLflow tracking at {dead} unreachable: get experiment failed after 2 attempt(s)"
+    )
+    assert "\n" not in message and "mlflow/server.sh start" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda r: r["ratios"].pop("0.7"), "ratios.0.7: missing (evaluate.ratios lists it)"),
+        (lambda r: r["ratios"]["0.5"].pop("latency_s"), "ratios.0.5.latency_s: missing"),
+        (lambda r: r["ratios"]["1.0"].update(accuracy="high"), "ratios.1.0.accuracy: not a number ('high')"),
+        (lambda r: r.pop("ratios"), "missing object 'ratios'"),
+    ],
+)
+def test_bad_evaluate_report_names_ratio_and_metric(
+    workspace: Path, edit, expected: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace}/mlflow/mlflow.db")
+    path = workspace / "reports/evaluate.json"
+    report = json.loads(path.read_text())
+    edit(report)
+    path.write_text(json.dumps(report))
+    with pytest.raises(TokenSkipError) as info:
+        run_register(workspace)
+    assert str(info.value) == f"{path}: {expected}"
+    assert not (workspace / "mlflow").exists()  # nothing tracked before the inputs are complete
+
+
+def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
+    """``tokenskip register`` exactly as dvc.yaml calls it, on the embedded SQLite default."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "TOKENSKIP_PARENT_RUN_ID")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "tokenskip",
+        "register",
+        "--evaluate",
+        "reports/evaluate.json",
+        "--finetune-report",
+        "reports/finetune.json",
+        "--model",
+        "models/tokenskip",
+        "--base",
+        "models/base",
+        "--reports",
+        "reports",
+        "--report",
+        "reports/register.json",
+    ]
+    done = subprocess.run(cmd, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((workspace / "reports/register.json").read_text())
+    assert report["tracking_uri"] == "sqlite:///mlflow/mlflow.db" and report["champion"]["ratio"] == 0.6
+    assert (workspace / "mlflow/mlflow.db").is_file() and any((workspace / "mlflow/artifacts").iterdir())
+    (workspace / "reports/finetune.json").write_text('{"loss_history": [{"step": 1}]}')
+    bad = subprocess.run(cmd, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert (
+        bad.stderr.strip() == "error: reports/finetune.json: loss_history.0: needs numeric 'step' and 'loss'"
+    )

@@ -1,0 +1,130 @@
+"""The registered champion answers: through ``mlflow.pyfunc.load_model`` and ``mlflow models serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.mlflow_fixtures import free_port, run_register, write_workspace
+
+pytestmark = pytest.mark.slow
+QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
+SERVE_STARTUP_S = 120
+
+
+@pytest.fixture(scope="module")
+def champion(
+    mlflow_server: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A registered model (champion at g = 0.6) on the fixture's server; yields its name."""
+    root = tmp_path_factory.mktemp("serve-workspace")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        patch.delenv("TOKENSKIP_PARENT_RUN_ID", raising=False)
+        patch.chdir(root)
+        report = run_register(write_workspace(root, tiny_model_dir))
+        assert report["champion"]["ratio"] == 0.6
+        yield report["registered_model"]
+
+
+def check_rows(rows: list[dict], ratio: float) -> None:
+    assert len(rows) == 1
+    row = rows[0]
+    assert set(row) == {"cot", "answer", "ratio", "output", "cot_tokens"}
+    assert isinstance(row["cot"], str) and isinstance(row["output"], str)
+    assert row["answer"] is None or isinstance(row["answer"], str)
+    assert row["ratio"] == pytest.approx(ratio)
+    assert 0 <= row["cot_tokens"] <= 24  # evaluate.max_new_tokens of the workspace
+    assert row["output"].startswith(row["cot"])
+
+
+def test_load_model_by_alias_predicts_with_default_and_overridden_ratio(
+    champion: str, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_registry_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model(f"models:/{champion}@champion")
+    check_rows(model.predict([QUESTION]), 0.6)
+    check_rows(model.predict([QUESTION], params={"ratio": 0.7}), 0.7)
+    schema = {p.name: p.default for p in model.metadata.get_params_schema().params}
+    assert schema == {"ratio": 0.6, "max_new_tokens": 24}
+
+
+def test_mlflow_models_serve_answers_a_json_question(
+    champion: str, mlflow_server: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    bin_dir = Path(sys.executable).parent  # `mlflow models serve` execs `uvicorn` from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    mlflow_cli = bin_dir / "mlflow"
+    log = (tmp_path / "serve.log").open("w")
+    cmd = [
+        str(mlflow_cli),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{champion}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVE_STARTUP_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"mlflow models serve did not start:\n{(tmp_path / 'serve.log').read_text()[-3000:]}"
+                    )
+                time.sleep(0.5)
+
+        def ask(payload: dict) -> list[dict]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations",
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())["predictions"]
+
+        check_rows(ask({"inputs": [QUESTION]}), 0.6)
+        check_rows(ask({"inputs": [QUESTION], "params": {"ratio": 0.5}}), 0.5)
+    finally:
+        stop(proc)
+        log.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """TERM the server's process group (uvicorn and its worker), KILL after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
