@@ -5,7 +5,7 @@ against the base model, prompt-based reduction and truncation at the same budget
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tokenskip.data import Problem, answers_match, extract_prediction, split_cot
@@ -34,10 +34,12 @@ class Condition:
 
 @dataclass
 class ConditionResult:
-    """Metrics of one condition plus its per-problem records."""
+    """Metrics of one condition plus its per-problem records, prompts and token budget."""
 
     metrics: dict[str, float | None]
     records: list[dict[str, Any]]
+    prompts: list[str] = field(default_factory=list)
+    budget: int = 0
 
 
 def ratio_key(g: float) -> str:
@@ -68,7 +70,7 @@ def run_condition(
     condition: Condition,
     settings: Any,
 ) -> ConditionResult:
-    """Generate for every problem (batched), score, and time batch-size-1 decoding on a subset."""
+    """Generate for every problem (batched) and score; latency is measured by :func:`measure_latency`."""
     prompts = [
         build_prompt(tokenizer, p.question, condition.instruction, condition.prompt_ratio) for p in problems
     ]
@@ -88,19 +90,32 @@ def run_condition(
              "prediction": prediction, "correct": ok, "cot_tokens": cot_tokens[-1],
              "new_tokens": output.new_tokens}
         )
-    n_latency = min(settings.latency_samples, len(prompts))
-    _, latency_seconds = generate_greedy(
-        model, tokenizer, prompts[:n_latency], 1, budget, desc=f"latency {condition.name}"
-    )
     new_tokens = sum(o.new_tokens for o in outputs)
     metrics = {
         "accuracy": round(correct / len(problems), 4),
         "mean_cot_tokens": round(sum(cot_tokens) / len(cot_tokens), 2),
         "actual_ratio": None,
-        "latency_s": round(latency_seconds / n_latency, 4),
+        "latency_s": None,
         "throughput_tok_s": round(new_tokens / seconds, 1) if seconds else None,
     }
-    return ConditionResult(metrics, records)
+    return ConditionResult(metrics, records, prompts, budget)
+
+
+def measure_latency(runs: Sequence[tuple[Any, Any, ConditionResult]], n: int) -> None:
+    """Seconds per sample at batch size 1 on the first ``n`` prompts of each run, set in its metrics.
+
+    Runs are interleaved problem by problem (g = 1.0, 0.9, ..., then the next problem), so a
+    change in machine load between conditions does not bias their latency ratio.
+    """
+    totals = [0.0] * len(runs)
+    count = min(n, *(len(result.prompts) for _, _, result in runs))
+    for index in range(count):
+        for slot, (model, tokenizer, result) in enumerate(runs):
+            prompt = [result.prompts[index]]
+            _, seconds = generate_greedy(model, tokenizer, prompt, 1, result.budget, "latency")
+            totals[slot] += seconds
+    for (_, _, result), total in zip(runs, totals, strict=True):
+        result.metrics["latency_s"] = round(total / count, 4) if count else None
 
 
 def with_actual_ratios(results: dict[str, ConditionResult], reference: str) -> dict[str, dict]:
@@ -144,6 +159,21 @@ def _sample_records(name: str, g: float | None, result: ConditionResult, count: 
     return [{"method": name, "g": g, **record} for record in result.records[:count]]
 
 
+def _run_baselines(
+    base: tuple[Any, Any], problems: Sequence[Problem], settings: Any, instruction: str
+) -> tuple[dict[str, ConditionResult], list[Condition]]:
+    """Prompt baselines, then truncation at g x the original mean CoT length (base model)."""
+    results: dict[str, ConditionResult] = {}
+    conditions = prompt_baselines(instruction)
+    for condition in conditions:
+        results[condition.name] = run_condition(*base, problems, condition, settings)
+    original_tokens = results["original"].metrics["mean_cot_tokens"] or 1.0
+    truncations = truncation_conditions(settings.truncation_ratios, instruction, original_tokens)
+    for condition in truncations:
+        results[condition.name] = run_condition(*base, problems, condition, settings)
+    return results, conditions + truncations
+
+
 def evaluate_models(
     tuned: tuple[Any, Any],
     base: tuple[Any, Any] | None,
@@ -153,33 +183,30 @@ def evaluate_models(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Evaluate the fine-tuned model at g = 1.0 and each ratio, and (with ``base``) the baselines.
 
-    Returns the evaluate.json payload and the sample records (a few outputs per condition).
+    Latency: the TokenSkip ratios and ``original`` on ``latency_samples`` problems, interleaved;
+    the other baselines on ``baseline_latency_samples``. Returns the evaluate.json payload and
+    the sample records (a few outputs per condition).
     """
     if not problems:
         raise TokenSkipError("evaluate: the test split is empty")
-    samples: list[dict[str, Any]] = []
-    tuned_results: dict[str, ConditionResult] = {}
-    for condition in tokenskip_conditions(settings.ratios, instruction):
-        tuned_results[condition.name] = run_condition(*tuned, problems, condition, settings)
-        samples += _sample_records("tokenskip", condition.g, tuned_results[condition.name],
-                                   settings.n_samples_per_ratio)
+    conditions = tokenskip_conditions(settings.ratios, instruction)
+    tuned_results = {c.name: run_condition(*tuned, problems, c, settings) for c in conditions}
+    keep = settings.n_samples_per_ratio
+    samples = [row for c in conditions
+               for row in _sample_records("tokenskip", c.g, tuned_results[c.name], keep)]
+    timed = [(*tuned, result) for result in tuned_results.values()]
+    base_results: dict[str, ConditionResult] = {}
+    if base is not None:
+        base_results, base_conditions = _run_baselines(base, problems, settings, instruction)
+        timed.append((*base, base_results["original"]))
+        others = [(*base, r) for name, r in base_results.items() if name != "original"]
+        measure_latency(others, settings.baseline_latency_samples)
+        samples += [row for c in base_conditions
+                    for row in _sample_records(c.name, c.g, base_results[c.name], keep)]
+    measure_latency(timed, settings.latency_samples)
     report: dict[str, Any] = {
         "n_test": len(problems),
         "ratios": with_actual_ratios(tuned_results, ratio_key(1.0)),
-        "baselines": {},
+        "baselines": with_actual_ratios(base_results, "original") if base_results else {},
     }
-    if base is None:
-        return report, samples
-    base_results: dict[str, ConditionResult] = {}
-    conditions = prompt_baselines(instruction)
-    for condition in conditions:
-        base_results[condition.name] = run_condition(*base, problems, condition, settings)
-    original_tokens = base_results["original"].metrics["mean_cot_tokens"] or 1.0
-    truncations = truncation_conditions(settings.truncation_ratios, instruction, original_tokens)
-    for condition in truncations:
-        base_results[condition.name] = run_condition(*base, problems, condition, settings)
-    for condition in conditions + truncations:
-        samples += _sample_records(condition.name, condition.g, base_results[condition.name],
-                                   settings.n_samples_per_ratio)
-    report["baselines"] = with_actual_ratios(base_results, "original")
     return report, samples
