@@ -72,6 +72,7 @@ class BaseModelParams(Section):
     max_steps: PositiveInt = 100000
     time_budget_s: PositiveFloat = 300.0
     eval_batch_size: PositiveInt = 100
+    eval_max_new_tokens: PositiveInt = 256
     threads: PositiveInt = 2
     seed: NonNegativeInt = 0
 
@@ -137,9 +138,11 @@ class EvaluateParams(Section):
     batch_size: PositiveInt = 64
     max_new_tokens: PositiveInt = 256
     latency_samples: PositiveInt = 50
+    baseline_latency_samples: PositiveInt = 10
     baselines: bool = True
     truncation_ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.7, 0.9])
     n_samples_per_ratio: NonNegativeInt = 5
+    threads: PositiveInt = 2
 
     _check_ratios = field_validator("ratios")(_unique_sorted_ratios)
 
