@@ -164,7 +164,7 @@ def resolve_tracking_uri(configured: str, repo: Path, env: Mapping[str, str]) ->
     return uri
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
@@ -192,14 +192,14 @@ def run_streaming(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(
         list(cmd), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, errors="replace", bufsize=1, start_new_session=True,
+        start_new_session=True,
     )
 
     def pump() -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             # progress bars redraw with \r: keep only the last state of the line
-            line = raw.rstrip("\n").split("\r")[-1].rstrip()
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n").split("\r")[-1].rstrip()
             if line:
                 tail.append(line)
                 on_line(line)

@@ -1,0 +1,109 @@
+"""Helpers of the pipeline tests: toy DVC repositories, and a clone of this repository
+(committed HEAD + `dvc pull` of data) with a small configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+DVC = str(BIN / "dvc") if (BIN / "dvc").exists() else "dvc"
+SERVER_STARTUP_S = 120
+
+# Small configuration of the embedded default: values are applied only where the key exists.
+SMALL_PARAMS = {
+    "data": {"n_train": 16, "n_test": 8},
+    "base_model": {"max_steps": 20, "time_budget_s": 20, "warmup_steps": 2, "eval_batch_size": 8,
+                   "eval_max_new_tokens": 32},
+    "flow": {"retries": 0, "retry_delay_s": 0},
+}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess[str]:
+    """Run a command, capture its output, fail the test with its tail if it fails."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.pop("env", {})}
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+TOY_STAGE = textwrap.dedent("""\
+    import json, os, pathlib, sys
+    name = sys.argv[1]
+    out = pathlib.Path("out"); out.mkdir(exist_ok=True)
+    pathlib.Path("reports").mkdir(exist_ok=True)
+    parent = os.environ.get("TOKENSKIP_PARENT_RUN_ID")
+    print("stage", name, "parent", parent, flush=True)
+    calls = pathlib.Path(f"calls_{name}.txt")
+    n = int(calls.read_text()) if calls.exists() else 0
+    calls.write_text(str(n + 1))
+    mode = pathlib.Path("mode.txt").read_text().strip() if pathlib.Path("mode.txt").exists() else "ok"
+    if mode == f"{name}:input-error":
+        print("error: data/x.jsonl: record 3: field 'gold' missing", file=sys.stderr); sys.exit(1)
+    if mode == f"{name}:flaky" and n == 0:
+        print("transient crash", file=sys.stderr); sys.exit(3)
+    (out / f"{name}.txt").write_text(name)
+    report = {"stage": name, "parent": parent}
+    if name == "evaluate":
+        report = {"n_test": 2, "ratios": {"1.0": {"accuracy": 1.0, "mean_cot_tokens": 10.0},
+                  "0.5": {"accuracy": 0.5, "mean_cot_tokens": 5.0}}, "baselines": {"truncation_0.5": {"accuracy": 0.0}}}
+    if name == "register":
+        report = {"registered_model": "toy", "versions": [{"version": "1", "ratio": 0.5, "verdict": "passed"}],
+                  "champion": {"version": "1", "ratio": 0.5}}
+    json.dump(report, open(f"reports/{name}.json", "w"))
+""")
+
+
+def make_toy_repo(root: Path, stages: list[str]) -> Path:
+    """A git + DVC repository whose stages (a chain, in the given order) run a tiny script."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "stage.py").write_text(TOY_STAGE)
+    shutil.copy(Path(__file__).resolve().parents[2] / "params.yaml", root / "params.yaml")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["flow"].update({"retries": 1, "retry_delay_s": 0.1})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    doc: dict = {"stages": {}}
+    previous = None
+    for name in stages:
+        doc["stages"][name] = {
+            "cmd": f"python stage.py {name}",
+            "deps": ["stage.py"] + ([f"out/{previous}.txt"] if previous else []),
+            "params": ["flow.cron"],
+            "outs": [f"out/{name}.txt"],
+            "metrics": [{f"reports/{name}.json": {"cache": False}}],
+        }
+        previous = name
+    (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (root / ".gitignore").write_text("mode.txt\ncalls_*.txt\nmlflow/\n")
+    run(["git", "init", "-q"], root)
+    run([DVC, "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy"], root)
+    return root
+
+
+def clone_small(repo_root: Path, dest: Path) -> Path:
+    """`git clone` of the committed HEAD, `dvc pull` of data, and the small configuration."""
+    run(["git", "clone", "-q", str(repo_root), str(dest)], repo_root.parent)
+    run([DVC, "pull", "-q", "data.dvc"], dest)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    for section, values in SMALL_PARAMS.items():
+        for key, value in values.items():
+            if key in params.get(section, {}):
+                params[section][key] = value
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest

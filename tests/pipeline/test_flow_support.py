@@ -1,0 +1,107 @@
+"""The flow's helpers without Prefect: stage planning, dvc output parsing, the streamed,
+time-limited subprocess, and `dvc repro <stage>` failures on a real toy DVC repository."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline.flow_helpers import make_toy_repo
+from tokenskip.errors import TokenSkipError
+from tokenskip.flow_support import (
+    CANONICAL_STAGES,
+    StageFailed,
+    parse_repro_output,
+    plan_stages,
+    read_dvc_stages,
+    resolve_tracking_uri,
+    run_dvc_repro,
+    run_streaming,
+    stage_env,
+)
+
+
+def test_plan_runs_canonical_order_and_reports_missing_stages() -> None:
+    plan = plan_stages(["prune", "base-model", "generate"])
+    assert plan.stages == ["base-model", "generate", "prune"]
+    assert plan.missing == ["validate", "finetune", "evaluate", "register"]
+    assert plan.extra == []
+
+
+def test_plan_runs_unknown_stages_last_and_limits_to_requested() -> None:
+    assert plan_stages(["export", "register", "base-model"]).stages == ["base-model", "register", "export"]
+    assert plan_stages(list(CANONICAL_STAGES), ["register", "prune"]).stages == ["prune", "register"]
+    with pytest.raises(TokenSkipError, match="unknown stage"):
+        plan_stages(list(CANONICAL_STAGES), ["pruning"])
+
+
+def test_read_dvc_stages_of_this_repository(repo_root: Path) -> None:
+    stages = read_dvc_stages(repo_root)
+    assert stages[0] == "base-model"
+    assert set(stages) <= set(CANONICAL_STAGES)
+
+
+def test_parse_repro_output_statuses() -> None:
+    lines = [
+        "Stage 'base-model' didn't change, skipping",
+        "Stage 'generate' is cached - skipping run, checking out outputs",
+        "Running stage 'prune':",
+        "> tokenskip prune --base models/base",
+    ]
+    assert parse_repro_output(lines) == {"base-model": "unchanged", "generate": "restored", "prune": "ran"}
+
+
+def test_run_streaming_passes_lines_and_kills_the_group_on_timeout(tmp_path: Path) -> None:
+    seen: list[str] = []
+    marker = tmp_path / "late.txt"
+    script = f"import time, pathlib; print('first', flush=True); time.sleep(20); pathlib.Path({str(marker)!r}).touch()"
+    start = time.monotonic()
+    code, tail, seconds = run_streaming([sys.executable, "-c", script], tmp_path, {}, 1.5, seen.append)
+    assert code is None and seen == ["first"] and tail == ["first"]
+    assert time.monotonic() - start < 15
+    assert not marker.exists()
+
+
+def test_run_streaming_keeps_last_state_of_progress_lines(tmp_path: Path) -> None:
+    script = "import sys; sys.stdout.write('10%\\r50%\\r100%\\nerror: bad\\n')"
+    code, tail, _ = run_streaming([sys.executable, "-c", script], tmp_path, {}, 30, lambda _: None)
+    assert code == 0 and tail == ["100%", "error: bad"]
+
+
+def test_dvc_repro_runs_then_skips_and_fails_with_last_lines(tmp_path: Path) -> None:
+    repo = make_toy_repo(tmp_path / "toy", ["base-model", "generate"])
+    env = stage_env({"PATH": "/usr/bin:/bin"}, {"TOKENSKIP_PARENT_RUN_ID": "abc"})
+    lines: list[str] = []
+    first = run_dvc_repro("base-model", repo, env, 60, lines.append)
+    assert first.ran and "stage base-model parent abc" in lines
+    assert not run_dvc_repro("base-model", repo, env, 60, lambda _: None).ran
+
+    (repo / "mode.txt").write_text("generate:input-error")
+    with pytest.raises(StageFailed) as failed:
+        run_dvc_repro("generate", repo, env, 60, lambda _: None)
+    assert not failed.value.transient
+    assert "error: data/x.jsonl: record 3: field 'gold' missing" in str(failed.value)
+
+    (repo / "mode.txt").write_text("generate:flaky")
+    with pytest.raises(StageFailed) as crashed:
+        run_dvc_repro("generate", repo, env, 60, lambda _: None)
+    assert crashed.value.transient and "transient crash" in crashed.value.tail
+    assert run_dvc_repro("generate", repo, env, 60, lambda _: None).ran
+
+
+def test_stage_env_puts_this_venv_first() -> None:
+    env = stage_env({"PATH": "/usr/bin"}, {"X": "1"})
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert env["X"] == "1" and env["DVC_NO_ANALYTICS"] == "1"
+
+
+def test_tracking_uri_is_absolute_against_the_repository(tmp_path: Path) -> None:
+    assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, {}) == (
+        f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db")
+    assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path, {}) == "sqlite:////abs/m.db"
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, env) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("mlruns", tmp_path, {}) == (tmp_path / "mlruns").resolve().as_uri()
