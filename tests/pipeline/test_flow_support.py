@@ -71,6 +71,7 @@ def test_run_streaming_keeps_last_state_of_progress_lines(tmp_path: Path) -> Non
     assert code == 0 and tail == ["100%", "error: bad"]
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_then_skips_and_fails_with_last_lines(tmp_path: Path) -> None:
     repo = make_toy_repo(tmp_path / "toy", ["base-model", "generate"])
     env = stage_env({"PATH": "/usr/bin:/bin"}, {"TOKENSKIP_PARENT_RUN_ID": "abc"})
