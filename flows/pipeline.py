@@ -67,24 +67,34 @@ def _stage_task(stage: str, params: Params) -> Any:
 
 
 @contextmanager
-def _parent_run(params: Params, repo: Path, tracking_uri: str) -> Iterator[str]:
-    """Open the MLflow parent run of this pipeline run; yield its id (the stages nest under it)."""
-    import mlflow
+def _parent_run(params: Params, repo: Path, tracking_uri: str) -> Iterator[tuple[Any, str]]:
+    """Open the MLflow parent run of this pipeline run (FAILED if the block raises).
 
-    mlflow.set_tracking_uri(tracking_uri)
+    Yields (client, run id); the stages nest their runs under it via TOKENSKIP_PARENT_RUN_ID.
+    """
+    from mlflow import MlflowClient
+
     cfg = params.mlflow
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        location = cfg.artifact_location
-        if "://" not in location:
-            location = (repo / location).resolve().as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=location)
-    mlflow.set_experiment(cfg.experiment)
-    ctx = get_run_context()
-    flow_run = getattr(ctx, "flow_run", None)
-    name = f"pipeline-{flow_run.name}" if flow_run else "pipeline"
-    tags = {"tokenskip.kind": "pipeline", "prefect.flow_run_id": str(flow_run.id) if flow_run else ""}
-    with mlflow.start_run(run_name=name, tags=tags) as run:
-        yield run.info.run_id
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        server = tracking_uri.startswith(("http://", "https://"))
+        location = None if server else (repo / cfg.artifact_location).resolve().as_uri()
+        experiment_id = client.create_experiment(cfg.experiment, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    flow_run = getattr(get_run_context(), "flow_run", None)
+    tags = {"mlflow.runName": f"pipeline-{flow_run.name}" if flow_run else "pipeline",
+            "tokenskip.role": "pipeline", "prefect.flow_run_id": str(flow_run.id) if flow_run else ""}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    status = "FAILED"
+    try:
+        yield client, run_id
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
 
 
 def _publish(stage: str, repo: Path) -> None:
@@ -102,12 +112,12 @@ def _publish(stage: str, repo: Path) -> None:
                               description=fr.champion_line(fr.champion_of(report)))
 
 
-def _log_to_parent(timings: list[dict[str, Any]], wall_s: float) -> None:
-    import mlflow
+def _log_to_parent(client: Any, run_id: str, timings: list[dict[str, Any]], wall_s: float) -> None:
+    from mlflow.entities import Metric
 
-    metrics = {f"stage_seconds.{t['stage']}": t["seconds"] for t in timings}
-    metrics["flow_seconds"] = wall_s
-    mlflow.log_metrics(metrics)
+    now = int(time.time() * 1000)
+    values = {f"stage_seconds.{t['stage']}": t["seconds"] for t in timings} | {"flow_seconds": wall_s}
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
 
 
 @flow(name=FLOW_NAME, log_prints=True)
@@ -129,7 +139,7 @@ def tokenskip_pipeline(repo_dir: str | None = None, stages: list[str] | None = N
         logger.warning("stages unknown to the flow, run last: %s", ", ".join(plan.extra))
     tracking_uri = resolve_tracking_uri(params.mlflow.tracking_uri, repo, os.environ)
     timings: list[dict[str, Any]] = []
-    with _parent_run(params, repo, tracking_uri) as parent_id:
+    with _parent_run(params, repo, tracking_uri) as (client, parent_id):
         logger.info("MLflow parent run %s at %s", parent_id, tracking_uri)
         extra_env = {PARENT_RUN_ENV: parent_id, "MLFLOW_TRACKING_URI": tracking_uri}
         for stage in plan.stages:
@@ -137,7 +147,7 @@ def tokenskip_pipeline(repo_dir: str | None = None, stages: list[str] | None = N
                                                       params.flow.stage_timeout_s))
             _publish(stage, repo)
         wall = time.monotonic() - start
-        _log_to_parent(timings, wall)
+        _log_to_parent(client, parent_id, timings, wall)
     create_table_artifact(timings, key="tokenskip-stage-timings",
                           description=f"dvc repro per stage; flow wall time {wall:.1f} s")
     return _summarize(repo, plan.stages, timings, wall)

@@ -37,6 +37,8 @@ TAIL_LINES = 30
 _RAN = re.compile(r"^Running stage '([^']+)'")
 _UNCHANGED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 _RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run, checking out outputs")
+# deterministic failures: the CLI's one-line input error, and data that failed validation
+_DETERMINISTIC = re.compile(r"^(error: |validate: \d+ of \d+ expectations failed)")
 
 
 class StageFailed(Exception):
@@ -126,8 +128,9 @@ def parse_repro_output(lines: Sequence[str]) -> dict[str, str]:
 
 
 def is_input_error(tail: Sequence[str]) -> bool:
-    """True when the stage failed on bad input (the CLI's one ``error: ...`` line)."""
-    return any(line.startswith("error: ") for line in tail)
+    """True when the stage failed on bad input (the CLI's one ``error: ...`` line) or on data
+    that failed validation: retrying would fail the same way."""
+    return any(_DETERMINISTIC.match(line) for line in tail)
 
 
 def tool_path(name: str) -> str:

@@ -14,6 +14,7 @@ from tokenskip.errors import TokenSkipError
 from tokenskip.flow_support import (
     CANONICAL_STAGES,
     StageFailed,
+    is_input_error,
     parse_repro_output,
     plan_stages,
     read_dvc_stages,
@@ -52,6 +53,13 @@ def test_parse_repro_output_statuses() -> None:
         "> tokenskip prune --base models/base",
     ]
     assert parse_repro_output(lines) == {"base-model": "unchanged", "generate": "restored", "prune": "ran"}
+
+
+def test_input_errors_and_failed_validation_are_not_transient() -> None:
+    assert is_input_error(["Running stage 'prune':", "error: artifacts/generate/cot.jsonl: line 3: field 'cot' missing"])
+    assert is_input_error(["validate: 2 of 31 expectations failed; see reports/validate.json"])
+    assert not is_input_error(["Traceback (most recent call last):", "MemoryError"])
+    assert not is_input_error(["ERROR: Unable to acquire lock. Most likely another DVC process is running"])
 
 
 def test_run_streaming_passes_lines_and_kills_the_group_on_timeout(tmp_path: Path) -> None:
