@@ -17,11 +17,19 @@ BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc") if (BIN / "dvc").exists() else "dvc"
 SERVER_STARTUP_S = 120
 
+# The stages a small configuration runs in a test's time: a bootstrap model trained for a few
+# steps solves nothing, so generate would rightly stop with "no correct CoT".
+SMALL_STAGES = ["base-model"]
 # Small configuration of the embedded default: values are applied only where the key exists.
 SMALL_PARAMS = {
     "data": {"n_train": 16, "n_test": 8},
-    "base_model": {"max_steps": 20, "time_budget_s": 20, "warmup_steps": 2, "eval_batch_size": 8,
-                   "eval_max_new_tokens": 32},
+    "base_model": {
+        "max_steps": 20,
+        "time_budget_s": 20,
+        "warmup_steps": 2,
+        "eval_batch_size": 8,
+        "eval_max_new_tokens": 32,
+    },
     "flow": {"retries": 0, "retry_delay_s": 0},
 }
 
@@ -107,3 +115,8 @@ def clone_small(repo_root: Path, dest: Path) -> Path:
                 params[section][key] = value
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return dest
+
+
+def clone_env(clone: Path) -> dict[str, str]:
+    """Environment that makes the clone's own (committed) code run, not this checkout's."""
+    return {"PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)])}

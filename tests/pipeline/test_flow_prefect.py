@@ -33,8 +33,11 @@ def latest_flow_run(client):
 def artifact(client, key: str, flow_run_id):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    found = client.read_artifacts(artifact_filter=ArtifactFilter(
-        key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    found = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+        )
+    )
     return found[0] if found else None
 
 
@@ -56,7 +59,11 @@ def test_flow_runs_stages_in_order_retries_crashes_and_prints_the_champion(
     flow_run = latest_flow_run(prefect_client)
     assert flow_run.state.is_completed()
     task_runs = [r for r in prefect_client.read_task_runs() if r.flow_run_id == flow_run.id]
-    assert [r.name for r in sorted(task_runs, key=lambda r: r.start_time)] == ["base-model", "evaluate", "register"]
+    assert [r.name for r in sorted(task_runs, key=lambda r: r.start_time)] == [
+        "base-model",
+        "evaluate",
+        "register",
+    ]
     evaluation = artifact(prefect_client, "tokenskip-evaluation", flow_run.id)
     assert [row["setting"] for row in json.loads(evaluation.data)] == ["g=1.0", "g=0.5", "truncation_0.5"]
     gates = artifact(prefect_client, "tokenskip-gates", flow_run.id)
@@ -76,5 +83,9 @@ def test_flow_runs_stages_in_order_retries_crashes_and_prints_the_champion(
     assert "error: data/x.jsonl: record 3: field 'gold' missing" in failed.stderr
     assert (toy / "calls_base-model.txt").read_text() == "2"  # once before, once now
     assert latest_flow_run(prefect_client).state.is_failed()
-    assert mlflow.MlflowClient(tracking_uri=uri).search_runs(
-        [parent.info.experiment_id], order_by=["start_time DESC"])[0].info.status == "FAILED"
+    assert (
+        mlflow.MlflowClient(tracking_uri=uri)
+        .search_runs([parent.info.experiment_id], order_by=["start_time DESC"])[0]
+        .info.status
+        == "FAILED"
+    )

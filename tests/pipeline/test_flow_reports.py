@@ -25,8 +25,10 @@ EVALUATE = {
         "1.0": {"accuracy": 0.9, "mean_cot_tokens": 116.0, "actual_ratio": 1.0, "latency_s": 0.2},
         "0.7": {"accuracy": 0.88, "mean_cot_tokens": 80.0, "actual_ratio": 0.69, "latency_s": 0.15},
     },
-    "baselines": {"be_concise": {"accuracy": 0.7, "mean_cot_tokens": 90.0},
-                  "truncation_0.5": {"accuracy": 0.05, "mean_cot_tokens": 58.0}},
+    "baselines": {
+        "be_concise": {"accuracy": 0.7, "mean_cot_tokens": 90.0},
+        "truncation_0.5": {"accuracy": 0.05, "mean_cot_tokens": 58.0},
+    },
 }
 
 
@@ -77,10 +79,11 @@ def test_validation_summary_links_the_data_docs(tmp_path: Path) -> None:
     docs = tmp_path / "validation"
     (docs / "local_site").mkdir(parents=True)
     (docs / "local_site" / "index.html").write_text("<html/>")
-    report = {"success": False,
-              "suites": {"cot": {"evaluated": 5, "unsuccessful": 0},
-                         "pruned": {"evaluated": 4, "unsuccessful": 1}},
-              "failures": [{"suite": "pruned", "expectation": "ratio_mean", "unexpected": 1}]}
+    report = {
+        "success": False,
+        "suites": {"cot": {"evaluated": 5, "unsuccessful": 0}, "pruned": {"evaluated": 4, "unsuccessful": 1}},
+        "failures": [{"suite": "pruned", "expectation": "ratio_mean", "unexpected": 1}],
+    }
     text = validation_markdown(report, docs)
     assert text.startswith("### Data validation: FAILED")
     assert "| pruned | 4 | 1 |" in text and "ratio_mean" in text

@@ -56,7 +56,9 @@ def test_parse_repro_output_statuses() -> None:
 
 
 def test_input_errors_and_failed_validation_are_not_transient() -> None:
-    assert is_input_error(["Running stage 'prune':", "error: artifacts/generate/cot.jsonl: line 3: field 'cot' missing"])
+    assert is_input_error(
+        ["Running stage 'prune':", "error: artifacts/generate/cot.jsonl: line 3: field 'cot' missing"]
+    )
     assert is_input_error(["validate: 2 of 31 expectations failed; see reports/validate.json"])
     assert not is_input_error(["Traceback (most recent call last):", "MemoryError"])
     assert not is_input_error(["ERROR: Unable to acquire lock. Most likely another DVC process is running"])
@@ -109,7 +111,8 @@ def test_stage_env_puts_this_venv_first() -> None:
 
 def test_tracking_uri_is_absolute_against_the_repository(tmp_path: Path) -> None:
     assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, {}) == (
-        f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db")
+        f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
+    )
     assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path, {}) == "sqlite:////abs/m.db"
     env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
     assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, env) == "http://127.0.0.1:5000"

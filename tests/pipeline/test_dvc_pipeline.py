@@ -1,0 +1,78 @@
+"""dvc.yaml wiring: params keys exist, metrics are uncached JSON reports, the Pareto plot, the
+stage graph; and `dvc repro` in a clean clone runs, then is a no-op the second time."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipeline.flow_helpers import DVC, SMALL_STAGES, clone_env, clone_small, run
+from tokenskip.flow_support import CANONICAL_STAGES
+
+
+def _dvc(repo_root: Path) -> dict:
+    return yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+
+
+def _entries(items: list) -> list[tuple[str, dict]]:
+    out = []
+    for item in items or []:
+        if isinstance(item, dict):
+            out += [(k, v or {}) for k, v in item.items()]
+        else:
+            out.append((item, {}))
+    return out
+
+
+def test_stages_are_canonical_and_run_their_own_command(repo_root: Path) -> None:
+    from tokenskip.cli import app
+
+    commands = {c.name for c in app.registered_commands}
+    for name, stage in _dvc(repo_root).items():
+        assert name in CANONICAL_STAGES, name
+        assert stage["cmd"].startswith(f"tokenskip {name} "), stage["cmd"]
+        assert f"--report reports/{name}.json" in stage["cmd"]
+        assert name in commands, f"dvc.yaml stage {name} has no `tokenskip {name}` command"
+
+
+def test_params_name_existing_keys(repo_root: Path) -> None:
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for name, stage in _dvc(repo_root).items():
+        for key, _ in _entries(stage.get("params")):
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: params key {key} not in params.yaml"
+                node = node[part]
+
+
+def test_metrics_are_uncached_reports_and_pareto_is_a_plot(repo_root: Path) -> None:
+    stages = _dvc(repo_root)
+    for name, stage in stages.items():
+        metrics = _entries(stage.get("metrics"))
+        assert metrics == [(f"reports/{name}.json", {"cache": False})], f"{name}: {metrics}"
+    if "evaluate" in stages:
+        plots = dict(_entries(stages["evaluate"].get("plots")))
+        assert plots["reports/pareto.csv"]["x"] == "mean_tokens"
+        assert plots["reports/pareto.csv"]["y"] == "accuracy"
+
+
+def test_dvc_dag_is_the_stage_chain(repo_root: Path) -> None:
+    dot = run([DVC, "dag", "--dot"], repo_root).stdout
+    edges = set(re.findall(r'"([\w.-]+)"\s*->\s*"([\w.-]+)"', dot))
+    present = [s for s in CANONICAL_STAGES if s in _dvc(repo_root)]
+    for upstream, downstream in zip(present, present[1:], strict=False):
+        assert (upstream, downstream) in edges, f"no edge {upstream} -> {downstream} in {sorted(edges)}"
+
+
+@pytest.mark.slow
+def test_repro_in_a_clean_clone_runs_then_is_a_noop(repo_root: Path, tmp_path: Path) -> None:
+    clone = clone_small(repo_root, tmp_path / "clone")
+    first = run([DVC, "repro", *SMALL_STAGES], clone, env=clone_env(clone), timeout=600)
+    assert "Running stage 'base-model'" in first.stdout
+    assert (clone / "reports" / "base-model.json").is_file()
+    second = run([DVC, "repro", *SMALL_STAGES], clone, env=clone_env(clone))
+    assert "Running stage" not in second.stdout
+    assert "didn't change" in second.stdout or "up to date" in second.stdout

@@ -1,0 +1,76 @@
+"""The `tokenskip-nightly` deployment against a real Prefect API: served from a clean clone of
+this repository, its cron schedule comes from params.yaml, and a triggered run of a small
+configuration completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipeline.flow_helpers import BIN, SMALL_STAGES, clone_env, clone_small
+
+pytestmark = pytest.mark.slow
+NAME = "tokenskip-pipeline/tokenskip-nightly"
+
+
+def _wait_for_deployment(client, serve: subprocess.Popen, log: Path, timeout_s: float = 120):
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.read_deployment_by_name(NAME)
+        except ObjectNotFound:
+            if serve.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"deployment not registered:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+
+
+def _wait_for_final_state(client, flow_run_id, timeout_s: float = 600):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        flow_run = client.read_flow_run(flow_run_id)
+        if flow_run.state is not None and flow_run.state.is_final():
+            return flow_run
+        time.sleep(2)
+    pytest.fail(f"flow run {flow_run_id} did not finish in {timeout_s} s")
+
+
+def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
+    repo_root: Path, prefect_api: dict[str, str], prefect_client, tmp_path: Path
+) -> None:
+    clone = clone_small(repo_root, tmp_path / "clone")
+    flow_params = yaml.safe_load((clone / "params.yaml").read_text())["flow"]
+    env = {**os.environ, **prefect_api, **clone_env(clone), "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "flows.deploy", "serve"], cwd=clone, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deployment = _wait_for_deployment(prefect_client, serve, log)
+        assert len(deployment.schedules) == 1
+        schedule = deployment.schedules[0].schedule
+        assert (schedule.cron, schedule.timezone) == (flow_params["cron"], flow_params["timezone"])
+        assert deployment.schedules[0].active
+
+        flow_run = prefect_client.create_flow_run_from_deployment(
+            deployment.id, parameters={"stages": SMALL_STAGES})
+        finished = _wait_for_final_state(prefect_client, flow_run.id)
+        assert finished.state.is_completed(), f"{finished.state.message}\n{log.read_text()[-3000:]}"
+        assert (clone / "reports" / "base-model.json").is_file()
+        assert (clone / "dvc.lock").is_file()
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
