@@ -7,6 +7,7 @@ import sys
 import typer
 
 from tokenskip.errors import TokenSkipError
+from tokenskip.stages import base_model as base_model_stage
 from tokenskip.stages import data as data_stage
 from tokenskip.stages import generate as generate_stage
 from tokenskip.stages import prune as prune_stage
@@ -27,6 +28,7 @@ def _group() -> None:
 
 
 app.command("synthesize")(data_stage.synthesize)
+app.command("base-model")(base_model_stage.base_model)
 app.command("generate")(generate_stage.generate)
 app.command("prune")(prune_stage.prune)
 app.command("validate")(validate_stage.validate)

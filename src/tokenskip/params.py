@@ -65,12 +65,12 @@ class BaseModelParams(Section):
     intermediate_size: PositiveInt = 256
     vocab_size: PositiveInt = 1024
     seq_len: PositiveInt = 256
-    batch_size: PositiveInt = 32
+    batch_size: PositiveInt = 16
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    warmup_steps: NonNegativeInt = 100
-    max_steps: PositiveInt = 100000
-    time_budget_s: PositiveFloat = 300.0
+    warmup_steps: NonNegativeInt = 50
+    max_steps: PositiveInt = 1600  # the binding budget: same seed and params give the same model
+    time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
     threads: PositiveInt = 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +91,17 @@ def _batches(rows: int, batch_size: int, seed: int):
             yield perm
 
 
-def train_model(model: Any, input_ids: Any, labels: Any, params: BaseModelParams) -> TrainResult:
-    """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap)."""
+def train_model(
+    model: Any,
+    input_ids: Any,
+    labels: Any,
+    params: BaseModelParams,
+    on_log: Callable[[int, float, float], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap).
+
+    ``on_log(step, loss, tokens_per_s)`` is called every 50 steps (for logs without a terminal).
+    """
     import torch
 
     torch.set_num_threads(params.threads)
@@ -123,6 +132,8 @@ def train_model(model: Any, input_ids: Any, labels: Any, params: BaseModelParams
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
+        if on_log is not None and (step + 1) % 50 == 0:
+            on_log(step + 1, sum(losses[-50:]) / len(losses[-50:]), tokens / max(elapsed, 1e-9))
         if elapsed > params.time_budget_s and step + 1 < params.max_steps:
             stopped_by = "time_budget"
             break

@@ -1,0 +1,79 @@
+"""The ``tokenskip base-model`` command: tiny end-to-end training, and named models (no training)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tokenskip.modeling import load_causal_lm, resolve_base_model
+from tokenskip.synthetic import write_synthetic
+
+TINY_BASE = {
+    "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 384,
+    "seq_len": 128, "batch_size": 8, "learning_rate": 0.005, "warmup_steps": 5, "max_steps": 20,
+    "eval_batch_size": 8, "eval_max_new_tokens": 16,
+}
+
+
+def _params(tmp_path: Path, model: dict | None = None, base: dict | None = None) -> Path:
+    path = tmp_path / "params.yaml"
+    raw = {"data": {"n_test": 8}, "model": model or {"name": "bootstrap"}, "base_model": base or TINY_BASE}
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def _run(tmp_path: Path, params: Path) -> subprocess.CompletedProcess:
+    args = ["--data", tmp_path / "data", "--out", tmp_path / "models" / "base",
+            "--report", tmp_path / "reports" / "base-model.json", "--params", params]
+    return subprocess.run(
+        [sys.executable, "-m", "tokenskip", "base-model", *map(str, args)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+
+
+def test_bootstrap_stage_writes_loadable_model_and_report(tmp_path: Path) -> None:
+    write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=150, n_test=8)
+    result = _run(tmp_path, _params(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "reports" / "base-model.json").read_text())
+    for key in ("parameters", "steps", "train_seconds", "tokens_per_s", "final_loss", "accuracy"):
+        assert report[key] is not None, key
+    assert report["steps"] == TINY_BASE["max_steps"] and report["n_test"] == 8
+    name, revision = resolve_base_model(tmp_path / "models" / "base")
+    model, tokenizer = load_causal_lm(name, revision, device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == report["parameters"]
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["base"]
+
+
+def test_named_folder_without_tokenizer_stops_with_one_clear_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    result = _run(tmp_path, _params(tmp_path, model={"name": str(folder)}))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model.name:") and str(folder) in lines[0]
+    assert "tokenizer" in lines[0]
+    assert not (tmp_path / "models" / "base").exists() and not (tmp_path / "reports").exists()
+
+
+def test_named_local_folder_is_recorded_without_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run(tmp_path, _params(tmp_path, model={"name": str(tiny_model_dir)}))
+    assert result.returncode == 0, result.stderr
+    pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
+    assert pointer == {"name": str(tiny_model_dir), "revision": None, "path": str(tiny_model_dir.resolve())}
+    report = json.loads((tmp_path / "reports" / "base-model.json").read_text())
+    assert report["trained"] is False and report["steps"] == 0
+    assert resolve_base_model(tmp_path / "models" / "base")[0] == str(tiny_model_dir.resolve())
+
+
+def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
+    result = _run(tmp_path, _params(tmp_path, model={"name": "Qwen/Qwen2.5-7B-Instruct", "revision": "main"}))
+    assert result.returncode == 0, result.stderr
+    pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
+    assert pointer["name"] == "Qwen/Qwen2.5-7B-Instruct" and pointer["revision"] == "main"
+    assert resolve_base_model(tmp_path / "models" / "base") == (pointer["path"] or pointer["name"], "main")
