@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.mlflow_fixtures import free_port, run_register, write_workspace
+from tests.pipeline.mlflow_fixtures import free_port, register_on, run_register, write_workspace
 from tokenskip.errors import TokenSkipError
 
 pytestmark = pytest.mark.slow
@@ -26,27 +27,34 @@ def versions(uri: str, name: str) -> dict[str, object]:
     return {v.tags["ratio"]: v for v in client(uri).search_model_versions(f"name = '{name}'")}
 
 
-def test_register_versions_tags_gate_and_aliases(tracking_env: str, workspace: Path) -> None:
-    report = run_register(workspace)
+@pytest.fixture(scope="module")
+def registered(mlflow_server: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One pipeline run registered on the fixture's server: (workspace, register.json)."""
+    root = write_workspace(tmp_path_factory.mktemp("register"), tiny_model_dir)
+    return root, register_on(mlflow_server, root)
+
+
+def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) -> None:
+    _, report = registered
     name = report["registered_model"]
     mc = client(tracking_env)
     by_ratio = versions(tracking_env, name)
-    assert sorted(by_ratio) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
+    assert sorted(by_ratio) == ["0.5", "0.6", "0.7", "1.0"]
     champion = mc.get_model_version_by_alias(name, "champion")
     assert champion.tags["ratio"] == "0.6"
     assert mc.get_model_version_by_alias(name, "challenger").tags["ratio"] == "0.7"
     v05 = by_ratio["0.5"].tags
     assert v05["gate"] == "failed" and "accuracy drop 0.1000 > max_accuracy_drop 0.05" in v05["gate_reason"]
+    v10 = by_ratio["1.0"].tags
     assert (
-        by_ratio["0.9"].tags["gate"] == "failed"
-        and "token reduction 0.1200" in by_ratio["0.9"].tags["gate_reason"]
+        v10["gate"] == "failed" and "token reduction 0.0000 < min_token_reduction 0.2" in v10["gate_reason"]
     )
-    assert by_ratio["0.8"].tags["gate"] == "passed" and not by_ratio["0.8"].aliases
+    assert not by_ratio["0.5"].aliases and not by_ratio["1.0"].aliases
     tags = by_ratio["0.6"].tags
     assert (tags["accuracy"], tags["mean_cot_tokens"], tags["actual_ratio"]) == ("0.76", "60", "0.6")
-    assert float(tags["accuracy_drop"]) == pytest.approx(0.04) and float(
-        tags["token_reduction"]
-    ) == pytest.approx(0.4)
+    assert float(tags["accuracy_drop"]) == pytest.approx(0.04)
+    assert float(tags["token_reduction"]) == pytest.approx(0.4)
+    assert tags["gate"] == "passed" and tags["gate_reason"] == "passed"
     assert tags["parent_run_id"] == report["parent_run_id"] and tags["previous_champion"] == "none"
     assert all(v.current_stage == "None" for v in by_ratio.values())  # aliases only, no stages
 
@@ -55,6 +63,7 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, workspace: P
     assert run.data.tags["mlflow.parentRunId"] == report["parent_run_id"]
     assert run.data.metrics["accuracy"] == 0.76 and run.data.metrics["token_reduction"] == pytest.approx(0.4)
     assert {"latency_s", "throughput_tok_s", "accuracy_drop", "mean_cot_tokens"} <= set(run.data.metrics)
+    assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "samples.jsonl"]
     loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
     assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
     assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == "8"
@@ -66,55 +75,52 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, workspace: P
     assert {"reports/pareto.png", "reports/validation", "reports/samples.jsonl"} <= reports
 
     assert report["champion"] == {"version": champion.version, "ratio": 0.6, "from_this_run": True}
-    roles = {v["ratio"]: (v["verdict"], v["role"]) for v in report["versions"]}
-    assert roles[0.6] == ("passed", "champion") and roles[0.8] == ("passed", "challenger")
-    assert roles[0.5] == ("failed", "failed") and report["created_versions"] == 6
+    roles = {v["ratio"]: (v["verdict"], v["role"], v["alias"]) for v in report["versions"]}
+    assert roles == {
+        0.5: ("failed", "failed", None),
+        0.6: ("passed", "champion", "champion"),
+        0.7: ("passed", "challenger", "challenger"),
+        1.0: ("failed", "failed", None),
+    }
+    assert report["created_versions"] == 4 and report["reused_versions"] == 0
 
 
-def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, workspace: Path) -> None:
-    first = run_register(workspace)
+def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, registered) -> None:
+    root, first = registered
     name = first["registered_model"]
-    again = run_register(workspace)
-    assert again["created_versions"] == 0 and again["reused_versions"] == 6
+    again = run_register(root)
+    assert again["created_versions"] == 0 and again["reused_versions"] == 4
     assert again["parent_run_id"] == first["parent_run_id"] and again["champion"] == first["champion"]
-    assert len(versions(tracking_env, name)) == 6
+    assert len(versions(tracking_env, name)) == 4
     # a run cut short: one version missing and no aliases -> the retry completes exactly that
     mc = client(tracking_env)
     mc.delete_model_version(name, versions(tracking_env, name)["0.7"].version)
     mc.delete_registered_model_alias(name, "champion")
-    third = run_register(workspace)
-    assert third["created_versions"] == 1 and len(versions(tracking_env, name)) == 6
+    third = run_register(root)
+    assert third["created_versions"] == 1 and len(versions(tracking_env, name)) == 4
     assert mc.get_model_version_by_alias(name, "champion").tags["ratio"] == "0.6"
-    children = mc.search_runs(
-        [mc.get_run(first["parent_run_id"]).info.experiment_id],
-        f"tags.`mlflow.parentRunId` = '{first['parent_run_id']}'",
-    )
-    assert len(children) == 7  # six ratios + finetune, none duplicated
+    assert mc.get_model_version_by_alias(name, "challenger").tags["ratio"] == "0.7"
+    experiment = mc.get_run(first["parent_run_id"]).info.experiment_id
+    children = mc.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{first['parent_run_id']}'")
+    assert len(children) == 5  # four ratios + finetune, none duplicated
 
 
 def test_nests_under_flow_parent_and_gates_against_champion(
-    tracking_env: str, workspace: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tracking_env: str, registered, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = run_register(workspace)
+    """A second pipeline run of the same registered model (runs after the two tests above)."""
+    first_root, first = registered
     name = first["registered_model"]
     mc = client(tracking_env)
     experiment = mc.get_run(first["parent_run_id"]).info.experiment_id
     flow_parent = mc.create_run(experiment, tags={"mlflow.runName": "flow"}).info.run_id
     monkeypatch.setenv("TOKENSKIP_PARENT_RUN_ID", flow_parent)
-    # second pipeline run: 0.7 is beaten by the old champion (0.6: 0.76 at 60 tokens) by 0.06
-    run2 = {
-        1.0: (0.75, 100.0),
-        0.9: (0.75, 90.0),
-        0.8: (0.74, 80.0),
-        0.7: (0.70, 70.0),
-        0.6: (0.72, 62.0),
-        0.5: (0.71, 50.0),
-    }
-    write_workspace(workspace, tiny_model_dir, run2, name)
-    second = run_register(workspace)
-    assert (
-        second["parent_run_id"] == flow_parent and second["previous_champion"] == first["champion"]["version"]
-    )
+    # 0.7 is beaten by the old champion (0.6: 0.76 at 60 tokens) by 0.06 at more tokens
+    run2 = {1.0: (0.75, 100.0), 0.7: (0.70, 70.0), 0.6: (0.72, 62.0), 0.5: (0.71, 50.0)}
+    shutil.copy(first_root / "params.yaml", tmp_path / "params.yaml")
+    second = run_register(write_workspace(tmp_path, tiny_model_dir, run2))
+    assert second["parent_run_id"] == flow_parent
+    assert second["previous_champion"] == first["champion"]["version"]
     mine = {
         v.tags["ratio"]: v
         for v in mc.search_model_versions(f"name = '{name}' and tags.`parent_run_id` = '{flow_parent}'")
@@ -124,7 +130,8 @@ def test_nests_under_flow_parent_and_gates_against_champion(
     assert mc.get_model_version_by_alias(name, "champion").version == mine["0.5"].version
     assert mc.get_model_version_by_alias(name, "challenger").version == mine["0.6"].version
     assert mc.get_run(flow_parent).info.status == "RUNNING"  # the flow owns and ends its run
-    assert len(versions_all := mc.search_model_versions(f"name = '{name}'")) == 12, versions_all
+    assert len(mc.search_model_versions(f"name = '{name}'")) == 8
+    assert second["champion"] == {"version": mine["0.5"].version, "ratio": 0.5, "from_this_run": True}
 
 
 def test_unreachable_server_fails_fast_with_one_line(

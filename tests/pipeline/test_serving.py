@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.mlflow_fixtures import free_port, run_register, write_workspace
+from tests.pipeline.mlflow_fixtures import free_port, register_on, write_workspace
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -22,18 +21,12 @@ SERVE_STARTUP_S = 120
 
 
 @pytest.fixture(scope="module")
-def champion(
-    mlflow_server: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def champion(mlflow_server: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registered model (champion at g = 0.6) on the fixture's server; yields its name."""
-    root = tmp_path_factory.mktemp("serve-workspace")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        patch.delenv("TOKENSKIP_PARENT_RUN_ID", raising=False)
-        patch.chdir(root)
-        report = run_register(write_workspace(root, tiny_model_dir))
-        assert report["champion"]["ratio"] == 0.6
-        yield report["registered_model"]
+    root = write_workspace(tmp_path_factory.mktemp("serve-workspace"), tiny_model_dir)
+    report = register_on(mlflow_server, root)
+    assert report["champion"]["ratio"] == 0.6
+    return report["registered_model"]
 
 
 def check_rows(rows: list[dict], ratio: float) -> None:

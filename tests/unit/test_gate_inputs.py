@@ -1,0 +1,101 @@
+"""What the gate is fed: evaluate.json checks, registry names, retry/backoff of tracking calls."""
+
+import pytest
+
+from tokenskip.errors import TokenSkipError
+from tokenskip.registration import flatten
+from tokenskip.registry import ratio_label, ratio_results, registered_model_name
+from tokenskip.tracking import Retry, is_transient, with_retries
+
+ROW = {
+    "accuracy": 0.8,
+    "mean_cot_tokens": 100,
+    "actual_ratio": 1.0,
+    "latency_s": 0.5,
+    "throughput_tok_s": 200,
+}
+
+
+def test_ratio_results_reads_reference_and_configured_ratios() -> None:
+    report = {"ratios": {"1.0": ROW, "0.5": {**ROW, "mean_cot_tokens": 50, "actual_ratio": 0.5}, "0.9": ROW}}
+    rows = ratio_results(report, [0.5], "e.json")
+    assert list(rows) == [1.0, 0.5]  # 0.9 is evaluated but not configured: not registered
+    assert rows[0.5]["mean_cot_tokens"] == 50.0 and isinstance(rows[1.0]["throughput_tok_s"], float)
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ({"ratios": {"0.5": ROW}}, "e.json: ratios.1.0: missing (evaluate.ratios lists it)"),
+        ({"ratios": {"1.0": ROW}}, "e.json: ratios.0.5: missing (evaluate.ratios lists it)"),
+        ({"ratios": {"1.0": ROW, "0.5": {**ROW, "accuracy": None}}}, "e.json: ratios.0.5.accuracy: missing"),
+        (
+            {"ratios": {"1.0": ROW, "0.5": {**ROW, "latency_s": True}}},
+            "e.json: ratios.0.5.latency_s: not a number (True)",
+        ),
+        ({"ratios": {"1.0": ROW, "half": ROW}}, "e.json: ratios.half: not a number"),
+        ({"ratios": [ROW]}, "e.json: missing object 'ratios'"),
+        ([], "e.json: missing object 'ratios'"),
+    ],
+)
+def test_ratio_results_errors_name_ratio_and_metric(report: object, message: str) -> None:
+    with pytest.raises(TokenSkipError) as info:
+        ratio_results(report, [0.5], "e.json")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("configured", "model", "dataset", "expected"),
+    [
+        (None, "bootstrap", "synthetic", "tokenskip-bootstrap-synthetic"),
+        (None, "Qwen/Qwen2.5-7B-Instruct", "gsm8k", "tokenskip-qwen2.5-7b-instruct-gsm8k"),
+        (None, "/models/My Model/", "gsm8k", "tokenskip-my-model-gsm8k"),
+        ("custom-name", "bootstrap", "synthetic", "custom-name"),
+    ],
+)
+def test_registered_model_name(configured: str | None, model: str, dataset: str, expected: str) -> None:
+    assert registered_model_name(configured, model, dataset) == expected
+
+
+def test_ratio_label_and_flatten() -> None:
+    assert [ratio_label(g) for g in (1.0, 0.5, 0.55)] == ["1.0", "0.5", "0.55"]
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": "[1, 2]", "d": None}
+
+
+def test_with_retries_backs_off_then_succeeds() -> None:
+    waits: list[float] = []
+    calls = iter([ConnectionError("refused"), ConnectionError("refused"), "ok"])
+
+    def action() -> str:
+        result = next(calls)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    assert with_retries(action, "get run", Retry(4, 0.5), "http://x", sleep=waits.append) == "ok"
+    assert waits == [0.5, 1.0]
+
+
+def test_with_retries_gives_up_with_one_line() -> None:
+    waits: list[float] = []
+
+    def down() -> None:
+        raise Exception("API request to http://x/api failed with exception Max retries exceeded\nmore")
+
+    with pytest.raises(TokenSkipError) as info:
+        with_retries(down, "log model", Retry(3, 1.0), "http://x", sleep=waits.append)
+    assert waits == [1.0, 2.0]
+    message = str(info.value)
+    assert message.startswith("MLflow tracking at http://x unreachable: log model failed after 3 attempt(s)")
+    assert "\n" not in message
+
+
+def test_with_retries_does_not_retry_real_errors() -> None:
+    waits: list[float] = []
+
+    def bad() -> None:
+        raise ValueError("RESOURCE_DOES_NOT_EXIST: no such run")
+
+    with pytest.raises(ValueError):
+        with_retries(bad, "get run", Retry(3, 1.0), "http://x", sleep=waits.append)
+    assert waits == [] and not is_transient(ValueError("INVALID_PARAMETER_VALUE"))
