@@ -24,8 +24,8 @@ SMALL_STAGES = ["base-model"]
 SMALL_PARAMS = {
     "data": {"n_train": 16, "n_test": 8},
     "base_model": {
-        "max_steps": 20,
-        "time_budget_s": 20,
+        "max_steps": 10,
+        "time_budget_s": 5,
         "warmup_steps": 2,
         "eval_batch_size": 8,
         "eval_max_new_tokens": 32,

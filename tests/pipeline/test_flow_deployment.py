@@ -1,6 +1,6 @@
 """The `tokenskip-nightly` deployment against a real Prefect API: served from a clean clone of
-this repository, its cron schedule comes from params.yaml, and a triggered run of a small
-configuration completes."""
+this repository (committed HEAD + `dvc pull`), its cron schedule comes from params.yaml, a
+triggered run of a small configuration completes, and a plain `dvc repro` afterwards is a no-op."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.flow_helpers import BIN, SMALL_STAGES, clone_env, clone_small
+from tests.pipeline.flow_helpers import BIN, DVC, SMALL_STAGES, clone_env, clone_small, run
 
 pytestmark = pytest.mark.slow
 NAME = "tokenskip-pipeline/tokenskip-nightly"
@@ -67,6 +67,10 @@ def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
         assert finished.state.is_completed(), f"{finished.state.message}\n{log.read_text()[-3000:]}"
         assert (clone / "reports" / "base-model.json").is_file()
         assert (clone / "dvc.lock").is_file()
+        # DVC agrees with the flow: a plain `dvc repro` of the same stages is now a no-op
+        again = run([DVC, "repro", *SMALL_STAGES], clone, env=clone_env(clone))
+        assert "Running stage" not in again.stdout
+        assert "didn't change" in again.stdout or "up to date" in again.stdout
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         try:
