@@ -15,6 +15,7 @@ from tokenskip.cli import app
 
 
 def _args(tmp_path: Path, records: dict) -> list[str]:
+    """CLI arguments; report and docs relative to ``tmp_path`` (the tests run there)."""
     cot_path, pruned_dir = write_records(tmp_path / "artifacts", records)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({
@@ -23,11 +24,11 @@ def _args(tmp_path: Path, records: dict) -> list[str]:
         "validate": {"ratio_tolerance": 0.05, "ratio_mix_tolerance": 0.05},
     }), encoding="utf-8")
     return ["validate", "--cot", str(cot_path), "--pruned", str(pruned_dir), "--params", str(params),
-            "--report", str(tmp_path / "reports" / "validate.json"),
-            "--docs", str(tmp_path / "reports" / "validation")]
+            "--report", "reports/validate.json", "--docs", "reports/validation"]
 
 
-def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path) -> None:
+def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, _args(tmp_path, make_records()))
     assert result.exit_code == 0, result.output
     assert "all" in result.output and "expectations passed" in result.output
@@ -37,7 +38,8 @@ def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path) -> None:
     assert (tmp_path / "reports" / "validation" / "index.html").is_file()
 
 
-def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path) -> None:
+def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     records = make_records()
     for row in records["pruned_0.5"][:7]:
         row["compressed_cot"] = " "  # seven empty compressed CoTs
@@ -65,7 +67,8 @@ def test_missing_input_is_one_error_line(tmp_path: Path) -> None:
     records = make_records()
     args = _args(tmp_path, records)
     (tmp_path / "artifacts" / "prune" / "samples.jsonl").unlink()
-    run = subprocess.run([sys.executable, "-m", "tokenskip", *args], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "tokenskip", *args], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'artifacts' / 'prune' / 'samples.jsonl'}: file not found"]
