@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tokenskip.modeling import load_causal_lm, resolve_base_model
+from tokenskip.stages.base_model import base_model
 from tokenskip.synthetic import write_synthetic
 
 TINY_BASE = {
@@ -26,7 +28,8 @@ def _params(tmp_path: Path, model: dict | None = None, base: dict | None = None)
     return path
 
 
-def _run(tmp_path: Path, params: Path) -> subprocess.CompletedProcess:
+def _run_cli(tmp_path: Path, params: Path) -> subprocess.CompletedProcess:
+    """The real command line (error handling and exit code are the CLI's contract)."""
     args = ["--data", tmp_path / "data", "--out", tmp_path / "models" / "base",
             "--report", tmp_path / "reports" / "base-model.json", "--params", params]
     return subprocess.run(
@@ -35,10 +38,18 @@ def _run(tmp_path: Path, params: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _run(tmp_path: Path, params: Path) -> None:
+    """The stage command in-process (no interpreter start-up: keeps the tests fast)."""
+    base_model(
+        data=tmp_path / "data", out=tmp_path / "models" / "base",
+        report=tmp_path / "reports" / "base-model.json", params=params,
+    )
+
+
+@pytest.mark.slow
 def test_bootstrap_stage_writes_loadable_model_and_report(tmp_path: Path) -> None:
     write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=150, n_test=8)
-    result = _run(tmp_path, _params(tmp_path))
-    assert result.returncode == 0, result.stderr
+    _run(tmp_path, _params(tmp_path))
     report = json.loads((tmp_path / "reports" / "base-model.json").read_text())
     for key in ("parameters", "steps", "train_seconds", "tokens_per_s", "final_loss", "accuracy"):
         assert report[key] is not None, key
@@ -53,7 +64,7 @@ def test_named_folder_without_tokenizer_stops_with_one_clear_line(tmp_path: Path
     folder = tmp_path / "no-tokenizer"
     folder.mkdir()
     (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
-    result = _run(tmp_path, _params(tmp_path, model={"name": str(folder)}))
+    result = _run_cli(tmp_path, _params(tmp_path, model={"name": str(folder)}))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model.name:") and str(folder) in lines[0]
@@ -62,8 +73,7 @@ def test_named_folder_without_tokenizer_stops_with_one_clear_line(tmp_path: Path
 
 
 def test_named_local_folder_is_recorded_without_training(tmp_path: Path, tiny_model_dir: Path) -> None:
-    result = _run(tmp_path, _params(tmp_path, model={"name": str(tiny_model_dir)}))
-    assert result.returncode == 0, result.stderr
+    _run(tmp_path, _params(tmp_path, model={"name": str(tiny_model_dir)}))
     pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
     assert pointer == {"name": str(tiny_model_dir), "revision": None, "path": str(tiny_model_dir.resolve())}
     report = json.loads((tmp_path / "reports" / "base-model.json").read_text())
@@ -72,8 +82,7 @@ def test_named_local_folder_is_recorded_without_training(tmp_path: Path, tiny_mo
 
 
 def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
-    result = _run(tmp_path, _params(tmp_path, model={"name": "Qwen/Qwen2.5-7B-Instruct", "revision": "main"}))
-    assert result.returncode == 0, result.stderr
+    _run(tmp_path, _params(tmp_path, model={"name": "Qwen/Qwen2.5-7B-Instruct", "revision": "main"}))
     pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
     assert pointer["name"] == "Qwen/Qwen2.5-7B-Instruct" and pointer["revision"] == "main"
     assert resolve_base_model(tmp_path / "models" / "base") == (pointer["path"] or pointer["name"], "main")
