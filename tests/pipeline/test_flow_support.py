@@ -96,7 +96,8 @@ def test_dvc_repro_runs_then_skips_and_fails_with_last_lines(tmp_path: Path) -> 
     assert not failed.value.transient
     assert "error: data/x.jsonl: record 3: field 'gold' missing" in str(failed.value)
 
-    (repo / "mode.txt").write_text("generate:flaky")
+    (repo / "mode.txt").write_text("generate:flaky")  # fails on its first call only
+    (repo / "calls_generate.txt").unlink()
     with pytest.raises(StageFailed) as crashed:
         run_dvc_repro("generate", repo, env, 60, lambda _: None)
     assert crashed.value.transient and "transient crash" in crashed.value.tail
