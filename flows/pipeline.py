@@ -25,6 +25,7 @@ from prefect.context import get_run_context
 from prefect.tasks import exponential_backoff
 
 from tokenskip import flow_reports as fr
+from tokenskip.errors import TokenSkipError
 from tokenskip.flow_support import (
     PARENT_RUN_ENV,
     StageFailed,
@@ -143,8 +144,13 @@ def tokenskip_pipeline(repo_dir: str | None = None, stages: list[str] | None = N
         logger.info("MLflow parent run %s at %s", parent_id, tracking_uri)
         extra_env = {PARENT_RUN_ENV: parent_id, "MLFLOW_TRACKING_URI": tracking_uri}
         for stage in plan.stages:
-            timings.append(_stage_task(stage, params)(stage, str(repo), extra_env,
-                                                      params.flow.stage_timeout_s))
+            try:
+                timings.append(_stage_task(stage, params)(stage, str(repo), extra_env,
+                                                          params.flow.stage_timeout_s))
+            except StageFailed:
+                if stage == "validate":  # failed validation: its report says why (always written)
+                    _publish(stage, repo)
+                raise
             _publish(stage, repo)
         wall = time.monotonic() - start
         _log_to_parent(client, parent_id, timings, wall)
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tokenskip_pipeline(repo_dir=args.repo, stages=args.stages)
-    except StageFailed as exc:
+    except (StageFailed, TokenSkipError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n" + final_summary(Path(args.repo).resolve() if args.repo else REPO_ROOT))

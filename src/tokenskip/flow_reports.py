@@ -101,7 +101,7 @@ def validation_markdown(report: Mapping[str, Any], docs_dir: Path) -> str:
     failures = report.get("failures") or report.get("failed_expectations") or []
     if failures:
         lines.append(f"Failed expectations ({len(failures)}):")
-        lines += [f"- {fmt(item)}" for item in failures[:20]]
+        lines += [f"- {failure_line(item)}" for item in failures[:20]]
         lines.append("")
     index = _docs_index(Path(docs_dir))
     if index is not None:
@@ -109,6 +109,22 @@ def validation_markdown(report: Mapping[str, Any], docs_dir: Path) -> str:
     else:
         lines.append(f"Data docs: not found under {docs_dir}")
     return "\n".join(lines)
+
+
+def failure_line(item: Any) -> str:
+    """One failed expectation: suite: name; column; unexpected count; example ids."""
+    if not isinstance(item, Mapping):
+        return fmt(item)
+    parts = [f"{item.get('suite', '?')}: {item.get('name') or item.get('expectation', '?')}"]
+    if item.get("column"):
+        parts.append(f"column {fmt(item['column'])}")
+    if item.get("unexpected_count") is not None:
+        parts.append(f"{item['unexpected_count']} unexpected")
+    if item.get("example_ids"):
+        parts.append("e.g. " + ", ".join(str(i) for i in item["example_ids"][:5]))
+    if item.get("exception"):
+        parts.append(f"exception {fmt(item['exception'])}")
+    return "; ".join(parts)
 
 
 def _docs_index(docs_dir: Path) -> Path | None:

@@ -82,11 +82,15 @@ def test_validation_summary_links_the_data_docs(tmp_path: Path) -> None:
     report = {
         "success": False,
         "suites": {"cot": {"evaluated": 5, "unsuccessful": 0}, "pruned": {"evaluated": 4, "unsuccessful": 1}},
-        "failures": [{"suite": "pruned", "expectation": "ratio_mean", "unexpected": 1}],
+        "failures": [
+            {"suite": "pruned", "name": "ratio_mean", "expectation": "expect_column_mean_to_be_between",
+             "column": "actual_ratio", "unexpected_count": 1, "example_ids": ["q1", "q2"]}
+        ],
     }
     text = validation_markdown(report, docs)
     assert text.startswith("### Data validation: FAILED")
-    assert "| pruned | 4 | 1 |" in text and "ratio_mean" in text
+    assert "| pruned | 4 | 1 |" in text
+    assert "- pruned: ratio_mean; column actual_ratio; 1 unexpected; e.g. q1, q2" in text
     assert (docs / "local_site" / "index.html").resolve().as_uri() in text
 
 
