@@ -79,3 +79,13 @@ def test_tiny_model_fixture_loads_like_any_causal_lm(tiny_model_dir: Path) -> No
     prompts = [build_prompt(tokenizer, q, DEFAULT_INSTRUCTION) for q in ("Tom has 3 apples.", "Ann has 5.")]
     outputs, _ = generate_greedy(model, tokenizer, prompts, batch_size=2, max_new_tokens=8)
     assert len(outputs) == 2 and all(0 < o.new_tokens <= 8 for o in outputs)
+
+
+def test_same_seed_and_params_give_the_same_model(problems, trained) -> None:
+    import torch
+
+    model, _, result = trained
+    again, _, result_again = train_bootstrap(problems, DEFAULT_INSTRUCTION, TINY_PARAMS)
+    assert result_again.losses == result.losses
+    reference = model.state_dict()
+    assert all(torch.equal(tensor, reference[name]) for name, tensor in again.state_dict().items())
