@@ -64,8 +64,17 @@ TOY_STAGE = textwrap.dedent("""\
         print("error: data/x.jsonl: record 3: field 'gold' missing", file=sys.stderr); sys.exit(1)
     if mode == f"{name}:flaky" and n == 0:
         print("transient crash", file=sys.stderr); sys.exit(3)
+    if name == "validate":
+        ok = mode != "validate:fail"
+        failures = [] if ok else [{"suite": "pruned", "name": "ratio_mean", "unexpected_count": 1}]
+        json.dump({"success": ok, "suites": {"pruned": {"evaluated_expectations": 5}}, "failures": failures},
+                  open("reports/validate.json", "w"))
+        if not ok:
+            print("validate: 1 of 5 expectations failed; see reports/validate.json", file=sys.stderr); sys.exit(1)
     (out / f"{name}.txt").write_text(name)
     report = {"stage": name, "parent": parent}
+    if name == "validate":
+        report = json.load(open("reports/validate.json"))
     if name == "evaluate":
         report = {"n_test": 2, "ratios": {"1.0": {"accuracy": 1.0, "mean_cot_tokens": 10.0},
                   "0.5": {"accuracy": 0.5, "mean_cot_tokens": 5.0}}, "baselines": {"truncation_0.5": {"accuracy": 0.0}}}

@@ -41,17 +41,17 @@ def artifact(client, key: str, flow_run_id):
     return found[0] if found else None
 
 
-def test_flow_runs_stages_in_order_retries_crashes_and_prints_the_champion(
+def test_flow_runs_stages_in_order_retries_crashes_prints_the_champion_and_stops_on_bad_data(
     repo_root: Path, prefect_api: dict[str, str], prefect_client, tmp_path: Path
 ) -> None:
     import mlflow
 
-    toy = make_toy_repo(tmp_path / "toy", ["base-model", "evaluate", "register"])
+    toy = make_toy_repo(tmp_path / "toy", ["base-model", "validate", "evaluate", "register"])
     (toy / "mode.txt").write_text("evaluate:flaky")  # evaluate crashes once, then succeeds
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     done = run_flow(repo_root, toy, {**prefect_api, "MLFLOW_TRACKING_URI": uri})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "not in dvc.yaml yet, skipped: generate, prune, validate, finetune" in done.stderr
+    assert "not in dvc.yaml yet, skipped: generate, prune, finetune" in done.stderr
     assert done.stdout.rstrip().endswith("Champion: toy version 1 (ratio 0.5)")
     assert "| tokenskip | g=0.5 | 0.5 | 5 |" in done.stdout
     assert (toy / "calls_evaluate.txt").read_text() == "2"
@@ -61,6 +61,7 @@ def test_flow_runs_stages_in_order_retries_crashes_and_prints_the_champion(
     task_runs = [r for r in prefect_client.read_task_runs() if r.flow_run_id == flow_run.id]
     assert [r.name for r in sorted(task_runs, key=lambda r: r.start_time)] == [
         "base-model",
+        "validate",
         "evaluate",
         "register",
     ]
@@ -75,17 +76,17 @@ def test_flow_runs_stages_in_order_retries_crashes_and_prints_the_champion(
     assert parent.data.tags["prefect.flow_run_id"] == str(flow_run.id)
     assert {"stage_seconds.base-model", "stage_seconds.register", "flow_seconds"} <= set(parent.data.metrics)
 
-    # a deterministic input error fails the flow at once, with the stage's error line, no retry
-    (toy / "mode.txt").write_text("base-model:input-error")
-    (toy / "stage.py").write_text((toy / "stage.py").read_text() + "\n")  # base-model must re-run
+    # failed validation is deterministic: the flow fails at once (no retry), publishes the
+    # validation summary, and the parent run ends FAILED
+    (toy / "mode.txt").write_text("validate:fail")
+    (toy / "stage.py").write_text((toy / "stage.py").read_text() + "\n")  # every stage must re-run
     failed = run_flow(repo_root, toy, {**prefect_api, "MLFLOW_TRACKING_URI": uri})
     assert failed.returncode == 1
-    assert "error: data/x.jsonl: record 3: field 'gold' missing" in failed.stderr
-    assert (toy / "calls_base-model.txt").read_text() == "2"  # once before, once now
-    assert latest_flow_run(prefect_client).state.is_failed()
-    assert (
-        mlflow.MlflowClient(tracking_uri=uri)
-        .search_runs([parent.info.experiment_id], order_by=["start_time DESC"])[0]
-        .info.status
-        == "FAILED"
-    )
+    assert "validate: 1 of 5 expectations failed" in failed.stderr
+    assert (toy / "calls_validate.txt").read_text() == "2"  # once per run
+    failed_run = latest_flow_run(prefect_client)
+    assert failed_run.state.is_failed()
+    summary = artifact(prefect_client, "tokenskip-validation", failed_run.id)
+    assert summary.data.startswith("### Data validation: FAILED") and "pruned: ratio_mean" in summary.data
+    runs = mlflow.MlflowClient(tracking_uri=uri).search_runs([parent.info.experiment_id], order_by=["start_time DESC"])
+    assert runs[0].info.status == "FAILED"
