@@ -174,6 +174,27 @@ class FlowParams(Section):
     retry_delay_s: Annotated[float, Field(ge=0)] = 10.0
     stage_timeout_s: PositiveFloat = 3600.0
 
+    @field_validator("cron")
+    @classmethod
+    def _five_field_cron(cls, value: str) -> str:
+        import re
+
+        fields = value.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?-]+", f) for f in fields):
+            raise ValueError("must be a 5-field cron expression, e.g. '0 2 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone, e.g. 'UTC' or 'Europe/Paris'") from None
+        return value
+
 
 class Params(Section):
     """All of params.yaml."""

@@ -42,6 +42,8 @@ def test_paper_profile_parses(repo_root: Path) -> None:
         ({"model": {"nmae": "x"}}, "model.nmae: unknown key"),
         ({"validate": {"ratio_tolerance": 2}}, "validate.ratio_tolerance: Input should be less than or equal to 1"),
         ({"nonsense": {}}, "nonsense: unknown key"),
+        ({"flow": {"cron": "every night"}}, "flow.cron: Value error, must be a 5-field cron expression"),
+        ({"flow": {"timezone": "Mars/Olympus"}}, "flow.timezone: Value error, must be an IANA time zone"),
     ],
 )
 def test_bad_values_name_the_key_and_range(raw: dict, expected: str) -> None:
