@@ -18,17 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from tokenskip.errors import TokenSkipError
-from tokenskip.gate import Thresholds, Verdict, judge, promotion_order
+from tokenskip.gate import Thresholds, judge, promotion_order
 from tokenskip.io import read_json
 from tokenskip.params import Params
 from tokenskip.registry import (
     PARENT_RUN_TAG,
+    Outcome,
     alias_version,
     apply_aliases,
     as_result,
     baseline_champion,
     ensure_registered_model,
     ensure_version,
+    outcome_report,
     ratio_label,
     ratio_results,
     registered_model_name,
@@ -41,6 +43,7 @@ from tokenskip.tracking import (
     Tracking,
     connect,
     finish_run,
+    globally,
     log_artifact_once,
     log_metrics_once,
     log_params_once,
@@ -198,17 +201,6 @@ def _read_samples(path: Path) -> list[dict]:
     return read_jsonl(path) if path.is_file() and path.stat().st_size else []
 
 
-@dataclass
-class Outcome:
-    """What the registry holds for this pipeline run after the stage."""
-
-    versions: dict[float, Any]
-    verdicts: dict[float, Verdict]
-    order: list[float]
-    existing: dict[str, Any]
-    baseline: Any | None
-
-
 def _serving_extra(inputs: RegisterInputs, params: Params) -> dict[str, Any]:
     return {
         "samples": _read_samples(inputs.reports / "samples.jsonl"),
@@ -254,7 +246,23 @@ def register(inputs: RegisterInputs, params: Params, params_text: str = "") -> d
     ).hexdigest()
     retry = Retry(settings.retries, settings.retry_backoff_s)
     tracking = connect(settings.tracking_uri, settings.experiment, settings.artifact_location, retry)
-    name = registered_model_name(settings.registered_model, params.model.name, params.data.dataset)
+    with globally(tracking.uri):
+        report = _track_and_register(tracking, inputs, params, evaluate, finetune, rows, key)
+    report.update(tracking_uri=tracking.uri, seconds=round(time.perf_counter() - started, 2))
+    return report
+
+
+def _track_and_register(
+    tracking: Tracking,
+    inputs: RegisterInputs,
+    params: Params,
+    evaluate: dict,
+    finetune: dict,
+    rows: dict,
+    key: str,
+) -> dict[str, Any]:
+    """Everything that talks to MLflow, in the order that makes a re-run complete a cut-short one."""
+    name = registered_model_name(params.mlflow.registered_model, params.model.name, params.data.dataset)
     parent, opened = _parent(tracking, inputs, params, evaluate, key)
     parent_id = parent.info.run_id
     ft_run = _finetune_run(tracking, parent, inputs, params, finetune)
@@ -266,46 +274,4 @@ def register(inputs: RegisterInputs, params: Params, params_text: str = "") -> d
     if opened:
         finish_run(tracking, parent_id)
     final = alias_version(tracking, name, "champion")
-    report = _report(name, parent_id, rows, outcome, final)
-    report.update(tracking_uri=tracking.uri, seconds=round(time.perf_counter() - started, 2))
-    return report
-
-
-def _report(name: str, parent_id: str, rows: dict, outcome: Outcome, final: Any | None) -> dict[str, Any]:
-    aliases = dict(zip(outcome.order, ("champion", "challenger"), strict=False))
-    entries = []
-    for ratio in sorted(rows):
-        verdict = outcome.verdicts[ratio]
-        version = outcome.versions[ratio]
-        entries.append(
-            {
-                "ratio": ratio,
-                "version": str(version.version),
-                "verdict": "passed" if verdict.passed else "failed",
-                "reason": verdict.reason,
-                "role": aliases.get(ratio, "challenger" if verdict.passed else "failed"),
-                "alias": aliases.get(ratio),
-                "accuracy": rows[ratio]["accuracy"],
-                "mean_cot_tokens": rows[ratio]["mean_cot_tokens"],
-                "accuracy_drop": round(verdict.accuracy_drop, 6),
-                "token_reduction": round(verdict.token_reduction, 6),
-                "run_id": version.run_id,
-            }
-        )
-    champion = None
-    if final is not None:
-        champion = {
-            "version": str(final.version),
-            "ratio": float(final.tags.get("ratio", "nan")),
-            "from_this_run": final.tags.get(PARENT_RUN_TAG) == parent_id,
-        }
-    baseline = outcome.baseline
-    return {
-        "registered_model": name,
-        "parent_run_id": parent_id,
-        "versions": entries,
-        "champion": champion,
-        "previous_champion": str(baseline.version) if baseline is not None else None,
-        "created_versions": len(outcome.versions) - len(outcome.existing),
-        "reused_versions": len(outcome.existing),
-    }
+    return outcome_report(name, parent_id, rows, outcome, final)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tokenskip.errors import TokenSkipError
@@ -199,3 +200,57 @@ def apply_aliases(tracking: Tracking, name: str, order: list[str]) -> None:
         tracking.call("set challenger", lambda: client.set_registered_model_alias(name, CHALLENGER, order[1]))
     elif alias_version(tracking, name, CHALLENGER) is not None:
         tracking.call("drop challenger", lambda: client.delete_registered_model_alias(name, CHALLENGER))
+
+
+@dataclass
+class Outcome:
+    """What the registry holds for this pipeline run after the stage."""
+
+    versions: dict[float, Any]
+    verdicts: dict[float, Verdict]
+    order: list[float]
+    existing: dict[str, Any]
+    baseline: Any | None
+
+
+def outcome_report(
+    name: str, parent_id: str, rows: dict, outcome: Outcome, final: Any | None
+) -> dict[str, Any]:
+    """reports/register.json (less timing): versions with verdict, role and alias; the champion."""
+    aliases = dict(zip(outcome.order, ("champion", "challenger"), strict=False))
+    entries = []
+    for ratio in sorted(rows):
+        verdict = outcome.verdicts[ratio]
+        version = outcome.versions[ratio]
+        entries.append(
+            {
+                "ratio": ratio,
+                "version": str(version.version),
+                "verdict": "passed" if verdict.passed else "failed",
+                "reason": verdict.reason,
+                "role": aliases.get(ratio, "challenger" if verdict.passed else "failed"),
+                "alias": aliases.get(ratio),
+                "accuracy": rows[ratio]["accuracy"],
+                "mean_cot_tokens": rows[ratio]["mean_cot_tokens"],
+                "accuracy_drop": round(verdict.accuracy_drop, 6),
+                "token_reduction": round(verdict.token_reduction, 6),
+                "run_id": version.run_id,
+            }
+        )
+    champion = None
+    if final is not None:
+        champion = {
+            "version": str(final.version),
+            "ratio": float(final.tags.get("ratio", "nan")),
+            "from_this_run": final.tags.get(PARENT_RUN_TAG) == parent_id,
+        }
+    baseline = outcome.baseline
+    return {
+        "registered_model": name,
+        "parent_run_id": parent_id,
+        "versions": entries,
+        "champion": champion,
+        "previous_champion": str(baseline.version) if baseline is not None else None,
+        "created_versions": len(outcome.versions) - len(outcome.existing),
+        "reused_versions": len(outcome.existing),
+    }

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -118,13 +119,12 @@ def _prepare_local_store(uri: str) -> None:
 
 
 def connect(configured_uri: str, experiment: str, artifact_location: str, retry: Retry) -> Tracking:
-    """Point MLflow (tracking and registry) at the store and get or create the experiment.
+    """A client on the store (tracking and registry) and the experiment, got or created.
 
     In embedded mode the experiment stores artifacts under ``artifact_location`` (made absolute);
     a server decides its own artifact root. MLflow's own HTTP retries are turned down (unless set
     in the environment) so that the stage's backoff is the one that applies.
     """
-    import mlflow
     from mlflow import MlflowClient
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -132,8 +132,6 @@ def connect(configured_uri: str, experiment: str, artifact_location: str, retry:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(configured_uri)
     _prepare_local_store(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     probe = Tracking(uri, client, "", retry)
     found = probe.call("get experiment", lambda: client.get_experiment_by_name(experiment))
@@ -142,6 +140,32 @@ def connect(configured_uri: str, experiment: str, artifact_location: str, retry:
     location = None if is_server(uri) else Path(artifact_location).resolve().as_uri()
     experiment_id = probe.call("create experiment", lambda: client.create_experiment(experiment, location))
     return Tracking(uri, client, experiment_id, retry)
+
+
+@contextmanager
+def globally(uri: str) -> Iterator[None]:
+    """Make ``uri`` MLflow's process-wide tracking and registry URI (the fluent API that logs
+    models, and the registry's resolution of ``models:/<id>`` sources, use it); restore after."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    import mlflow
+
+    before = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+    env_names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # set_*_uri also (un)set these
+    env_before = {name: os.environ.get(name) for name in env_names}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _search_one(tracking: Tracking, experiment_id: str, filter_string: str) -> Any | None:

@@ -46,8 +46,6 @@ def test_load_model_by_alias_predicts_with_default_and_overridden_ratio(
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_registry_uri(mlflow_server)
     model = mlflow.pyfunc.load_model(f"models:/{champion}@champion")
     check_rows(model.predict([QUESTION]), 0.6)
     check_rows(model.predict([QUESTION], params={"ratio": 0.7}), 0.7)
@@ -121,3 +119,27 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_adapter_only_model_is_packaged_with_its_base(
+    mlflow_server: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """finetune.merge=false leaves only adapter/: the version carries adapter + base and still answers."""
+    from peft import LoraConfig, get_peft_model
+
+    import mlflow
+    from tokenskip.modeling import load_causal_lm
+    from tokenskip.pyfunc_model import log_pyfunc
+    from tokenskip.tracking import globally
+
+    base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
+    adapter = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear"))
+    adapter.save_pretrained(str(tmp_path / "tokenskip" / "adapter"))
+    with globally(mlflow_server):
+        experiment = mlflow.create_experiment(f"adapter-{tmp_path.name}")
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_pyfunc(tmp_path / "tokenskip", tiny_model_dir, 0.5, "Solve.", 8, 1)
+        model = mlflow.pyfunc.load_model(info.model_uri)
+    artifacts = model.metadata.flavors["python_function"]["artifacts"]
+    assert sorted(artifacts) == ["adapter", "base"]
+    check_rows(model.predict([QUESTION]), 0.5)

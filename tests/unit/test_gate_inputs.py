@@ -1,5 +1,7 @@
 """What the gate is fed: evaluate.json checks, registry names, retry/backoff of tracking calls."""
 
+import os
+
 import pytest
 
 from tokenskip.errors import TokenSkipError
@@ -99,3 +101,17 @@ def test_with_retries_does_not_retry_real_errors() -> None:
     with pytest.raises(ValueError):
         with_retries(bad, "get run", Retry(3, 1.0), "http://x", sleep=waits.append)
     assert waits == [] and not is_transient(ValueError("INVALID_PARAMETER_VALUE"))
+
+
+def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """mlflow.set_tracking_uri(None) unsets MLFLOW_TRACKING_URI: the stage must leave it as it was."""
+    import mlflow
+    from tokenskip.tracking import globally
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    inner = f"sqlite:///{tmp_path}/x.db"
+    with globally(inner):
+        assert mlflow.get_tracking_uri() == inner and mlflow.get_registry_uri() == inner
+    assert mlflow.get_tracking_uri() == "http://127.0.0.1:1"
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
