@@ -22,7 +22,9 @@ PARENT_RUN_TAG = "parent_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
+GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always
+TIMING_METRICS = ("latency_s", "throughput_tok_s")  # present; null when evaluate did not time it
+METRICS = GATE_METRICS + TIMING_METRICS
 
 
 def ratio_label(ratio: float) -> str:
@@ -61,15 +63,19 @@ def ratio_results(
         entry = by_value.get(round(ratio, 6))
         if not isinstance(entry, Mapping):
             raise TokenSkipError(f"{source}: ratios.{label}: missing (evaluate.ratios lists it)")
-        row = {}
-        for metric in METRICS:
-            value = entry.get(metric)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                problem = "missing" if value is None else f"not a number ({value!r})"
-                raise TokenSkipError(f"{source}: ratios.{label}.{metric}: {problem}")
-            row[metric] = float(value)
-        results[ratio] = row
+        results[ratio] = {metric: _metric(entry, metric, f"{source}: ratios.{label}") for metric in METRICS}
     return results
+
+
+def _metric(entry: Mapping[str, Any], metric: str, where: str) -> float | None:
+    if metric not in entry or (entry[metric] is None and metric in GATE_METRICS):
+        raise TokenSkipError(f"{where}.{metric}: missing")
+    value = entry[metric]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenSkipError(f"{where}.{metric}: not a number ({value!r})")
+    return float(value)
 
 
 def as_result(ratio: float, row: Mapping[str, float]) -> RatioResult:
@@ -156,7 +162,10 @@ def version_tags(
     ratio: float, row: Mapping[str, float], verdict: Verdict, run_ids: Mapping[str, str], previous: str
 ) -> dict[str, str]:
     """Everything a user filters versions by: figures, gate verdict and reason, run ids."""
-    tags = {"ratio": ratio_label(ratio), **{m: f"{row[m]:.6g}" for m in METRICS}}
+    tags = {
+        "ratio": ratio_label(ratio),
+        **{m: "none" if row[m] is None else f"{row[m]:.6g}" for m in METRICS},
+    }
     tags.update(
         accuracy_drop=f"{verdict.accuracy_drop:.6g}",
         token_reduction=f"{verdict.token_reduction:.6g}",

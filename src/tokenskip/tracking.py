@@ -255,7 +255,7 @@ def log_metrics_once(
     if any(key in run.data.metrics for key in metrics):
         return
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
     batch += [Metric(history, float(value), now, int(step)) for step, value in curve]
     for start in range(0, len(batch), 1000):
         chunk = batch[start : start + 1000]

@@ -23,6 +23,8 @@ def test_ratio_results_reads_reference_and_configured_ratios() -> None:
     rows = ratio_results(report, [0.5], "e.json")
     assert list(rows) == [1.0, 0.5]  # 0.9 is evaluated but not configured: not registered
     assert rows[0.5]["mean_cot_tokens"] == 50.0 and isinstance(rows[1.0]["throughput_tok_s"], float)
+    untimed = {"ratios": {"1.0": {**ROW, "latency_s": None}, "0.5": ROW}}  # evaluate timed no sample
+    assert ratio_results(untimed, [0.5], "e.json")[1.0]["latency_s"] is None
 
 
 @pytest.mark.parametrize(
@@ -31,6 +33,10 @@ def test_ratio_results_reads_reference_and_configured_ratios() -> None:
         ({"ratios": {"0.5": ROW}}, "e.json: ratios.1.0: missing (evaluate.ratios lists it)"),
         ({"ratios": {"1.0": ROW}}, "e.json: ratios.0.5: missing (evaluate.ratios lists it)"),
         ({"ratios": {"1.0": ROW, "0.5": {**ROW, "accuracy": None}}}, "e.json: ratios.0.5.accuracy: missing"),
+        (
+            {"ratios": {"1.0": ROW, "0.5": {"accuracy": 0.5, "mean_cot_tokens": 5, "actual_ratio": 0.5}}},
+            "e.json: ratios.0.5.latency_s: missing",
+        ),
         (
             {"ratios": {"1.0": ROW, "0.5": {**ROW, "latency_s": True}}},
             "e.json: ratios.0.5.latency_s: not a number (True)",
@@ -115,3 +121,33 @@ def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch,
         assert mlflow.get_tracking_uri() == inner and mlflow.get_registry_uri() == inner
     assert mlflow.get_tracking_uri() == "http://127.0.0.1:1"
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"gates": {"min_token_reduction": 1.5}},
+            "gates.min_token_reduction: Input should be less than or equal to 1",
+        ),
+        (
+            {"gates": {"max_accuracy_drop": -0.01}},
+            "gates.max_accuracy_drop: Input should be greater than or equal to 0",
+        ),
+        ({"mlflow": {"retries": 0}}, "mlflow.retries: Input should be greater than 0"),
+        (
+            {"mlflow": {"retry_backoff_s": 600}},
+            "mlflow.retry_backoff_s: Input should be less than or equal to 60",
+        ),
+        (
+            {"mlflow": {"registered_model": ""}},
+            "mlflow.registered_model: String should have at least 1 character",
+        ),
+    ],
+)
+def test_gate_and_mlflow_params_out_of_range_are_rejected(raw: dict, expected: str) -> None:
+    from tokenskip.params import parse_params
+
+    with pytest.raises(TokenSkipError) as info:
+        parse_params(raw, "p.yaml")
+    assert str(info.value).startswith(f"p.yaml: {expected}")
