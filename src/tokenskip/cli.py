@@ -9,6 +9,8 @@ import typer
 from tokenskip.errors import TokenSkipError
 from tokenskip.stages import base_model as base_model_stage
 from tokenskip.stages import data as data_stage
+from tokenskip.stages import evaluate as evaluate_stage
+from tokenskip.stages import finetune as finetune_stage
 from tokenskip.stages import generate as generate_stage
 from tokenskip.stages import prune as prune_stage
 from tokenskip.stages import register as register_stage
@@ -32,6 +34,8 @@ app.command("base-model")(base_model_stage.base_model)
 app.command("generate")(generate_stage.generate)
 app.command("prune")(prune_stage.prune)
 app.command("validate")(validate_stage.validate)
+app.command("finetune")(finetune_stage.finetune)
+app.command("evaluate")(evaluate_stage.evaluate)
 app.command("register")(register_stage.register)
 
 
