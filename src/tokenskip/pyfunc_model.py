@@ -33,66 +33,61 @@ def split_answer(text: str) -> tuple[str, str | None]:
     return head.strip(), extract_prediction(text)
 
 
-with warnings.catch_warnings():  # MLflow suggests type hints on predict; the signature is explicit
-    warnings.simplefilter("ignore", UserWarning)
+class TokenSkipModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc model: greedy TokenSkip generation at a (default or requested) compression ratio."""
 
-    class TokenSkipModel(mlflow.pyfunc.PythonModel):
-        """Pyfunc model: greedy TokenSkip generation at a (default or requested) compression ratio."""
+    def load_context(self, context: Any) -> None:
+        """Load the fine-tuned model and tokenizer from the version's artifacts."""
+        from tokenskip.finetuned import load_finetuned
 
-        def load_context(self, context: Any) -> None:
-            """Load the fine-tuned model and tokenizer from the version's artifacts."""
-            from tokenskip.finetuned import load_finetuned
+        self.config = dict(context.model_config or {})
+        artifacts = context.artifacts
+        self._tmp: str | None = None
+        key = MODEL_KEY if MODEL_KEY in artifacts else ADAPTER_KEY
+        source = Path(artifacts[key])
+        model_dir = source.parent
+        if source.name != key:  # renamed by MLflow on a collision: rebuild the expected layout
+            self._tmp = tempfile.mkdtemp(prefix="tokenskip-pyfunc-")
+            model_dir = Path(self._tmp)
+            (model_dir / key).symlink_to(source.resolve(), target_is_directory=True)
+        self.model, self.tokenizer = load_finetuned(model_dir, artifacts.get(BASE_KEY, ""))
 
-            self.config = dict(context.model_config or {})
-            artifacts = context.artifacts
-            self._tmp: str | None = None
-            key = MODEL_KEY if MODEL_KEY in artifacts else ADAPTER_KEY
-            source = Path(artifacts[key])
-            model_dir = source.parent
-            if source.name != key:  # renamed by MLflow on a collision: rebuild the expected layout
-                self._tmp = tempfile.mkdtemp(prefix="tokenskip-pyfunc-")
-                model_dir = Path(self._tmp)
-                (model_dir / key).symlink_to(source.resolve(), target_is_directory=True)
-            self.model, self.tokenizer = load_finetuned(model_dir, artifacts.get(BASE_KEY, ""))
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+        """Answer each question: ``[{"cot", "answer", "ratio", "output", "cot_tokens"}, ...]``."""
+        from tokenskip.generation import generate_greedy
+        from tokenskip.prompts import build_prompt
 
-        def predict(
-            self, context, model_input, params=None
-        ):  # no type hints: MLflow would read them as a schema
-            """Answer each question: ``[{"cot", "answer", "ratio", "output", "cot_tokens"}, ...]``."""
-            from tokenskip.generation import generate_greedy
-            from tokenskip.prompts import build_prompt
-
-            settings = {**self.config, **{k: v for k, v in (params or {}).items() if v is not None}}
-            ratio = float(settings["ratio"])
-            if not 0 < ratio <= 1:
-                raise ValueError(f"params.ratio must be in (0, 1] (got {ratio})")
-            questions = questions_of(model_input)
-            prompts = [build_prompt(self.tokenizer, q, settings["instruction"], ratio) for q in questions]
-            outputs, _ = generate_greedy(
-                self.model,
-                self.tokenizer,
-                prompts,
-                int(settings.get("batch_size", 8)),
-                int(settings["max_new_tokens"]),
-                desc="predict",
+        settings = {**self.config, **{k: v for k, v in (params or {}).items() if v is not None}}
+        ratio = float(settings["ratio"])
+        if not 0 < ratio <= 1:
+            raise ValueError(f"params.ratio must be in (0, 1] (got {ratio})")
+        questions = questions_of(model_input)
+        prompts = [build_prompt(self.tokenizer, q, settings["instruction"], ratio) for q in questions]
+        outputs, _ = generate_greedy(
+            self.model,
+            self.tokenizer,
+            prompts,
+            int(settings.get("batch_size", 8)),
+            int(settings["max_new_tokens"]),
+            desc="predict",
+        )
+        rows = []
+        for generation in outputs:
+            cot, answer = split_answer(generation.text)
+            rows.append(
+                {
+                    "cot": cot,
+                    "answer": answer,
+                    "ratio": ratio,
+                    "output": generation.text,
+                    "cot_tokens": generation.new_tokens,
+                }
             )
-            rows = []
-            for generation in outputs:
-                cot, answer = split_answer(generation.text)
-                rows.append(
-                    {
-                        "cot": cot,
-                        "answer": answer,
-                        "ratio": ratio,
-                        "output": generation.text,
-                        "cot_tokens": generation.new_tokens,
-                    }
-                )
-            return rows
+        return rows
 
-        def __del__(self) -> None:
-            if getattr(self, "_tmp", None):
-                shutil.rmtree(self._tmp, ignore_errors=True)
+    def __del__(self) -> None:
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def questions_of(model_input: Any) -> list[str]:
