@@ -35,18 +35,18 @@ def _context(docs_dir: Path | None) -> Any:
     )
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    site = {
+    sites = {} if docs_dir is None else {SITE: {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                          "base_directory": str(Path(docs_dir).resolve())},
+                          "base_directory": str(docs_dir.resolve())},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    }
+    }}
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-        data_docs_sites={} if docs_dir is None else {SITE: site},
+        data_docs_sites=sites,
     )
     return gx.get_context(mode="ephemeral", project_config=config)
 
