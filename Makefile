@@ -13,6 +13,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
+# the venv first on PATH: dvc runs `tokenskip`, `mlflow models serve` runs `uvicorn`
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch==2.13.0 is the CPU build on disk here; see README for a CUDA build on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 
