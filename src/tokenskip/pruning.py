@@ -179,6 +179,35 @@ def word_token_weights(tokenizer: Any, text: str, words: Sequence[Word]) -> list
     return weights
 
 
+CALIBRATION_STEPS = 6
+
+
+def calibrated_prune(
+    words: Sequence[Word],
+    scores: Sequence[float],
+    ratio: float,
+    forced: Sequence[bool],
+    weights: Sequence[float],
+    cot_tokens: int,
+    count_tokens: Callable[[str], int],
+) -> tuple[PruneResult, int]:
+    """Prune to ``ratio`` measured on the re-tokenized text: the word budget ignores tokens the
+    joined text gains (line breaks, merges at new word boundaries), so while the kept share
+    overshoots the target, the budget is lowered by the overshoot (a few steps at most).
+    Returns the pruning result and its token count."""
+    budget = ratio
+    result = prune_to_ratio(words, scores, budget, forced, weights)
+    kept_tokens = count_tokens(result.text)
+    for _ in range(CALIBRATION_STEPS):
+        overshoot = kept_tokens / max(cot_tokens, 1) - ratio
+        if overshoot <= 0.005 or result.over_budget or budget - overshoot <= 0:
+            break
+        budget -= overshoot
+        result = prune_to_ratio(words, scores, budget, forced, weights)
+        kept_tokens = count_tokens(result.text)
+    return result, kept_tokens
+
+
 def prune_record(
     record: dict[str, Any],
     scores: Sequence[float],
@@ -189,14 +218,15 @@ def prune_record(
 ) -> dict[str, Any]:
     """The ``pruned`` record (DESIGN.md) of one cot record at ``ratio``."""
     words = split_words(record["cot"])
-    result = prune_to_ratio(words, scores, ratio, forced, weights)
+    cot_tokens = count_tokens(record["cot"])
+    result, kept_tokens = calibrated_prune(words, scores, ratio, forced, weights, cot_tokens, count_tokens)
     return {
         "id": record["id"],
         "ratio": ratio,
         "cot": record["cot"],
         "compressed_cot": result.text,
-        "cot_tokens": count_tokens(record["cot"]),
-        "compressed_tokens": count_tokens(result.text),
+        "cot_tokens": cot_tokens,
+        "compressed_tokens": kept_tokens,
         "forced_words": result.forced_words,
         "over_budget": result.over_budget,
         "digits_total": sum(1 for w in words if _DIGIT.search(w.text)),

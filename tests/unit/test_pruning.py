@@ -109,3 +109,22 @@ def test_token_word_map_assigns_overlapping_tokens() -> None:
     words = split_words(text)  # ab, cd, .
     offsets = [(0, 0), (0, 1), (1, 2), (2, 5), (5, 6), (0, 0)]  # specials, a, b, " cd", "."
     assert token_word_map(offsets, words) == [[1, 2], [3], [4]]
+
+
+def test_record_ratio_is_measured_on_the_retokenized_text() -> None:
+    """Line breaks kept in dropped stretches cost tokens the word budget does not see;
+    the calibrated budget still lands the re-tokenized share at (or just under) g."""
+    from tokenskip.pruning import prune_record
+
+    cot = "\n".join(f"Step {i}: we carefully add the two small values here and note it." for i in range(12))
+    words = split_words(cot)
+
+    def count(text: str) -> int:  # a tokenizer where every line break is a token of its own
+        return len(text.split()) + text.count("\n")
+
+    scores = [float((i * 7) % 11) for i in range(len(words))]
+    weights = [1.0] * len(words)
+    forced = [False] * len(words)
+    record = prune_record({"id": "q", "cot": cot}, scores, 0.5, forced, weights, count)
+    actual = record["compressed_tokens"] / record["cot_tokens"]
+    assert 0.44 <= actual <= 0.505
