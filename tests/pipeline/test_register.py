@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.mlflow_fixtures import free_port, register_on, run_register, write_workspace
+from tests.pipeline.mlflow_fixtures import REPO, free_port, register_on, run_register, write_workspace
 from tokenskip.errors import TokenSkipError
+from tokenskip.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,8 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "samples.jsonl"]
     loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
     assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
-    assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == "8"
+    lora_rank = load_params(REPO / "params.yaml").finetune.lora_rank  # the params the run was given
+    assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == str(lora_rank)
     parent = mc.get_run(report["parent_run_id"])
     assert parent.data.params["gates.max_accuracy_drop"] == "0.05"
     assert {"git_commit", "dvc_lock_sha256", "dataset", "model"} <= set(parent.data.tags)
