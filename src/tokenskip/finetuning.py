@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenskip.errors import TokenSkipError
-from tokenskip.io import read_jsonl
+from tokenskip.io import read_jsonl, replace_dir
 from tokenskip.params import FinetuneParams
 from tokenskip.progress import progress_enabled
 
@@ -185,8 +185,7 @@ def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: P
         model.save_pretrained(str(staging / "model"), safe_serialization=True)
         tokenizer.save_pretrained(str(staging / "model"))
     (staging / "tokenskip.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    replace_dir(staging, out_dir)
 
 
 def run_finetune(

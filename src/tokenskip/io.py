@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,20 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_dir(staged: str | Path, target: str | Path) -> None:
+    """Swap a finished ``staged`` folder in for ``target``: the old folder is renamed aside first
+    and removed after, so ``target`` is never a half-written or half-deleted folder."""
+    staged, target = Path(staged), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    staged.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

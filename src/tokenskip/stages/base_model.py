@@ -11,17 +11,10 @@ from typing import Any
 
 import typer
 
-from tokenskip.io import write_json
+from tokenskip.io import replace_dir, write_json
 from tokenskip.params import Params, load_params
 
 BOOTSTRAP = "bootstrap"
-
-
-def _replace_dir(staged: Path, out: Path) -> None:
-    """Swap the finished ``staged`` folder into ``out`` (nothing half-written is left at ``out``)."""
-    if out.exists():
-        shutil.rmtree(out)
-    staged.rename(out)
 
 
 def _log(step: int, loss: float, tokens_per_s: float) -> None:
@@ -94,7 +87,7 @@ def base_model(
         else:
             summary = _record(settings, staged)
         summary["stage_seconds"] = round(time.perf_counter() - started, 2)
-        _replace_dir(staged, out)
+        replace_dir(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

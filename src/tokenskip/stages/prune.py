@@ -55,6 +55,7 @@ def _write_folder(staging: Path, out: Path, pruned: dict, samples: list, write_j
     """Write every file into a staging folder, then swap it in: no half-written output folder."""
     import shutil
 
+    from tokenskip.io import replace_dir
     from tokenskip.samples import ratio_key
 
     shutil.rmtree(staging, ignore_errors=True)
@@ -62,7 +63,6 @@ def _write_folder(staging: Path, out: Path, pruned: dict, samples: list, write_j
         for ratio, rows in pruned.items():
             write_jsonl(staging / f"pruned_{ratio_key(ratio)}.jsonl", rows)
         write_jsonl(staging / "samples.jsonl", samples)
-        shutil.rmtree(out, ignore_errors=True)
-        staging.rename(out)
+        replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from tokenskip.io import replace_dir
 from tokenskip.validation.suites import INDEX_COLUMNS, Thresholds, build_suites
 
 SITE = "tokenskip"
@@ -127,17 +128,6 @@ def _run_suites(context: Any, frames: dict[str, pd.DataFrame], t: Thresholds) ->
     return results
 
 
-def _replace_dir(built: Path, target: Path) -> None:
-    """Swap ``built`` in for ``target`` (the old one is removed after the rename)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        old.rmdir()
-        target.rename(old)
-    built.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
 
 def _figures(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Per-ratio figures of the pruned data and the training ratio mix."""
@@ -165,7 +155,7 @@ def validate_frames(
             context = _context(build)
             results = _run_suites(context, frames, t)
             context.build_data_docs(site_names=[SITE])
-            _replace_dir(build, docs_dir)
+            replace_dir(build, docs_dir)
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
