@@ -37,7 +37,7 @@ data: $(STAMP)
 run: data
 	$(BIN)/python -m flows.pipeline
 
-test: $(STAMP)
+test: data
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
