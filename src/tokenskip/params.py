@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tokenskip.errors import TokenSkipError
 
@@ -212,6 +212,20 @@ class Params(Section):
     flow: FlowParams = Field(default_factory=FlowParams)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _evaluate_ratios_default_to_prune(cls, raw: object) -> object:
+        """``evaluate.ratios: null`` (or absent) means "every trained ratio" = ``prune.ratios``,
+        so ``dvc exp run -S prune.ratios=[...]`` needs no second override."""
+        if not isinstance(raw, dict):
+            return raw
+        evaluate = raw.get("evaluate") or {}
+        if not isinstance(evaluate, dict) or evaluate.get("ratios") is not None:
+            return raw
+        prune = raw.get("prune") or {}
+        ratios = prune.get("ratios") if isinstance(prune, dict) else None
+        return {**raw, "evaluate": {**evaluate, "ratios": ratios or PruneParams().ratios}}
 
 
 def _format_error(source: str, error: ValidationError) -> str:

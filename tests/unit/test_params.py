@@ -65,3 +65,11 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(TokenSkipError, match="top level must be a mapping"):
         load_params(bad)
+
+
+def test_evaluate_ratios_default_to_the_trained_ratios(repo_root: Path) -> None:
+    assert parse_params({"prune": {"ratios": [0.6, 0.8]}}).evaluate.ratios == [0.6, 0.8]
+    assert parse_params({"prune": {"ratios": [0.8, 0.6]}, "evaluate": {"ratios": None}}).evaluate.ratios == [0.6, 0.8]
+    assert parse_params({"prune": {"ratios": [0.6, 0.8]}, "evaluate": {"ratios": [0.8]}}).evaluate.ratios == [0.8]
+    assert parse_params({}).evaluate.ratios == [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert load_params(repo_root / "params.yaml").evaluate.ratios == [0.5, 0.6, 0.7, 0.8, 0.9]
