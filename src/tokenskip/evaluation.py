@@ -11,7 +11,7 @@ from typing import Any
 from tokenskip.data import Problem, answers_match, extract_prediction, split_cot
 from tokenskip.errors import TokenSkipError
 from tokenskip.generation import generate_greedy
-from tokenskip.prompts import build_prompt
+from tokenskip.prompts import build_prompt, ratio_key
 
 PROMPT_BASELINES = {
     "be_concise": "Be concise.",
@@ -40,11 +40,6 @@ class ConditionResult:
     records: list[dict[str, Any]]
     prompts: list[str] = field(default_factory=list)
     budget: int = 0
-
-
-def ratio_key(g: float) -> str:
-    """``"1.0"``, ``"0.9"``, ``"0.5"``: the key of a ratio in evaluate.json."""
-    return f"{g:.1f}" if round(g, 1) == g else f"{g:g}"
 
 
 def check_ratios(ratios: Sequence[float], trained: Sequence[float], source: str) -> None:

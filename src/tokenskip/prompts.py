@@ -12,6 +12,11 @@ from typing import Any
 FINAL_ANSWER_PREFIX = "The final answer is: "
 
 
+def ratio_key(ratio: float) -> str:
+    """How a ratio is written in file names, report keys and tags: 0.5 -> "0.5", 1.0 -> "1.0"."""
+    return f"{ratio:.1f}" if float(ratio).is_integer() else f"{ratio:g}"
+
+
 def ratio_tag(eos_token: str, ratio: float | None) -> str:
     """``<eos>0.5<eos>`` for g < 1; empty for g = 1.0 or None (the full CoT, as in the paper)."""
     if ratio is None or ratio >= 1.0:

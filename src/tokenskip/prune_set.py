@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenskip.params import PruneParams
-from tokenskip.prompts import build_prompt
+from tokenskip.prompts import build_prompt, ratio_key
 from tokenskip.pruning import forced_mask, prune_record, split_words, word_token_weights
-from tokenskip.samples import build_samples, draw_ratios, ratio_key, ratio_summary
+from tokenskip.samples import build_samples, draw_ratios, ratio_summary
 from tokenskip.scorers import WordScorer
 
 

@@ -21,6 +21,7 @@ from tokenskip.errors import TokenSkipError
 from tokenskip.gate import Thresholds, judge, promotion_order
 from tokenskip.io import read_json
 from tokenskip.params import Params
+from tokenskip.prompts import ratio_key
 from tokenskip.registry import (
     PARENT_RUN_TAG,
     Outcome,
@@ -31,7 +32,6 @@ from tokenskip.registry import (
     ensure_registered_model,
     ensure_version,
     outcome_report,
-    ratio_label,
     ratio_results,
     registered_model_name,
     result_from_tags,
@@ -164,7 +164,7 @@ def _ratio_run(tracking: Tracking, parent: Any, ratio: float, row: dict, verdict
     import mlflow
     from tokenskip.pyfunc_model import log_pyfunc
 
-    label = ratio_label(ratio)
+    label = ratio_key(ratio)
     run = open_child_run(tracking, parent, f"ratio-{label}", {"tokenskip.role": "ratio", "ratio": label})
     log_params_once(tracking, run, {"ratio": label})
     figures = {**row, "accuracy_drop": verdict.accuracy_drop, "token_reduction": verdict.token_reduction}

@@ -15,6 +15,7 @@ from typing import Any
 
 from tokenskip.errors import TokenSkipError
 from tokenskip.gate import RatioResult, Verdict
+from tokenskip.prompts import ratio_key
 from tokenskip.tracking import Tracking
 
 KEY_TAG = "tokenskip.key"
@@ -25,11 +26,6 @@ CHALLENGER = "challenger"
 GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always
 TIMING_METRICS = ("latency_s", "throughput_tok_s")  # present; null when evaluate did not time it
 METRICS = GATE_METRICS + TIMING_METRICS
-
-
-def ratio_label(ratio: float) -> str:
-    """Canonical text of a ratio: ``0.5``, ``1.0``."""
-    return f"{float(ratio):.1f}" if float(ratio) * 10 == int(float(ratio) * 10) else f"{float(ratio):g}"
 
 
 def registered_model_name(configured: str | None, model_name: str, dataset: str) -> str:
@@ -59,7 +55,7 @@ def ratio_results(
             raise TokenSkipError(f"{source}: ratios.{key}: not a number") from None
     results = {}
     for ratio in sorted({1.0, *ratios}, reverse=True):
-        label = ratio_label(ratio)
+        label = ratio_key(ratio)
         entry = by_value.get(round(ratio, 6))
         if not isinstance(entry, Mapping):
             raise TokenSkipError(f"{source}: ratios.{label}: missing (evaluate.ratios lists it)")
@@ -163,7 +159,7 @@ def version_tags(
 ) -> dict[str, str]:
     """Everything a user filters versions by: figures, gate verdict and reason, run ids."""
     tags = {
-        "ratio": ratio_label(ratio),
+        "ratio": ratio_key(ratio),
         **{m: "none" if row[m] is None else f"{row[m]:.6g}" for m in METRICS},
     }
     tags.update(
@@ -174,7 +170,7 @@ def version_tags(
         previous_champion=previous,
         **run_ids,
     )
-    tags[KEY_TAG] = f"{run_ids[PARENT_RUN_TAG]}:{ratio_label(ratio)}"
+    tags[KEY_TAG] = f"{run_ids[PARENT_RUN_TAG]}:{ratio_key(ratio)}"
     return tags
 
 

@@ -10,11 +10,6 @@ from typing import Any
 from tokenskip.prompts import format_completion
 
 
-def ratio_key(ratio: float) -> str:
-    """How a ratio is written in file names and report keys: 0.5 -> "0.5", 1.0 -> "1.0"."""
-    return f"{ratio:.1f}" if float(ratio).is_integer() else f"{ratio:g}"
-
-
 def draw_ratios(n: int, ratios: Sequence[float], seed: int) -> list[float]:
     """One ratio per question, drawn (seeded) from {1.0} and ``ratios``."""
     choices = sorted({1.0, *ratios})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,13 +20,6 @@ SERVER_SCRIPT = REPO / "mlflow" / "server.sh"
 # (the most compressive passing ratio) is the champion and 0.7 the challenger.
 RATIOS = [0.5, 0.6, 0.7]
 RUN_1 = {1.0: (0.80, 100.0), 0.7: (0.78, 69.0), 0.6: (0.76, 60.0), 0.5: (0.70, 52.0)}
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def evaluate_report(table: dict[float, tuple[float, float]], n_test: int = 100) -> dict:

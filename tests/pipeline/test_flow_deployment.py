@@ -5,7 +5,6 @@ triggered run of a small configuration completes, and a plain `dvc repro` afterw
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.flow_helpers import BIN, DVC, SMALL_STAGES, clone_env, clone_small, run
+from tests.pipeline.flow_helpers import (
+    BIN,
+    DVC,
+    SMALL_STAGES,
+    clone_env,
+    clone_small,
+    run,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.slow
 NAME = "tokenskip-pipeline/tokenskip-nightly"
@@ -72,9 +79,4 @@ def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
         assert "Running stage" not in again.stdout
         assert "didn't change" in again.stdout or "up to date" in again.stdout
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+        stop_process_group(serve, timeout_s=30)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.mlflow_fixtures import REPO, free_port, register_on, run_register, write_workspace
+from tests.pipeline.flow_helpers import free_port
+from tests.pipeline.mlflow_fixtures import REPO, register_on, run_register, write_workspace
 from tokenskip.errors import TokenSkipError
 from tokenskip.params import load_params
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.mlflow_fixtures import free_port, register_on, write_workspace
+from tests.pipeline.flow_helpers import free_port, stop_process_group
+from tests.pipeline.mlflow_fixtures import register_on, write_workspace
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -106,19 +106,10 @@ def test_mlflow_models_serve_answers_a_json_question(
         check_rows(ask({"inputs": [QUESTION]}), 0.6)
         check_rows(ask({"inputs": [QUESTION], "params": {"ratio": 0.5}}), 0.5)
     finally:
-        stop(proc)
+        stop_process_group(proc)
         log.close()
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """TERM the server's process group (uvicorn and its worker), KILL after 20 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_adapter_only_model_is_packaged_with_its_base(

@@ -5,8 +5,9 @@ import os
 import pytest
 
 from tokenskip.errors import TokenSkipError
+from tokenskip.prompts import ratio_key
 from tokenskip.registration import flatten
-from tokenskip.registry import ratio_label, ratio_results, registered_model_name
+from tokenskip.registry import ratio_results, registered_model_name
 from tokenskip.tracking import Retry, is_transient, with_retries
 
 ROW = {
@@ -65,8 +66,8 @@ def test_registered_model_name(configured: str | None, model: str, dataset: str,
     assert registered_model_name(configured, model, dataset) == expected
 
 
-def test_ratio_label_and_flatten() -> None:
-    assert [ratio_label(g) for g in (1.0, 0.5, 0.55)] == ["1.0", "0.5", "0.55"]
+def test_ratio_key_and_flatten() -> None:
+    assert [ratio_key(g) for g in (1.0, 0.5, 0.55)] == ["1.0", "0.5", "0.55"]
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": "[1, 2]", "d": None}
 
 

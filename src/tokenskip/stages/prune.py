@@ -56,7 +56,7 @@ def _write_folder(staging: Path, out: Path, pruned: dict, samples: list, write_j
     import shutil
 
     from tokenskip.io import replace_dir
-    from tokenskip.samples import ratio_key
+    from tokenskip.prompts import ratio_key
 
     shutil.rmtree(staging, ignore_errors=True)
     try:
