@@ -23,6 +23,27 @@ free_port() {
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
+port_free() {  # port_free PORT: nobody listens on 127.0.0.1:PORT
+  "$(infra_cmd python)" -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" \
+    2>/dev/null
+}
+
+service_port() {  # service_port NAME VAR: $VAR if set, else NAME's last port (if free), else a free one
+  local name="$1" var="$2" last=""
+  if [[ -n "${!var:-}" ]]; then echo "${!var}"; return 0; fi
+  if [[ -f "$INFRA_DIR/$name.port" ]]; then last="$(cat "$INFRA_DIR/$name.port")"; fi
+  if [[ -n "$last" ]] && port_free "$last"; then echo "$last"; else free_port; fi
+}
+
+load_env() {  # export what the start scripts recorded in $INFRA_DIR/env, unless already set
+  [[ -f "$INFRA_DIR/env" ]] || return 0
+  local key value
+  while IFS='=' read -r key value; do
+    if [[ -n "$key" && -z "${!key:-}" ]]; then export "$key=$value"; fi
+  done <"$INFRA_DIR/env"
+}
+
 read_pid() {  # read_pid NAME: sets PID and PORT from $INFRA_DIR/NAME.pid; fails when absent
   local file="$INFRA_DIR/$1.pid"
   [[ -f "$file" ]] || return 1
@@ -35,9 +56,12 @@ running() { read_pid "$1" && alive "$PID"; }  # running NAME
 record_env() {  # record_env KEY VALUE: set KEY=VALUE in $INFRA_DIR/env (replacing an older value)
   mkdir -p "$INFRA_DIR"
   touch "$INFRA_DIR/env"
-  grep -v "^$1=" "$INFRA_DIR/env" >"$INFRA_DIR/env.tmp" || true
-  echo "$1=$2" >>"$INFRA_DIR/env.tmp"
-  mv "$INFRA_DIR/env.tmp" "$INFRA_DIR/env"
+  (  # owner-only: it holds the database password and the object-store keys
+    umask 077
+    grep -v "^$1=" "$INFRA_DIR/env" >"$INFRA_DIR/env.tmp" || true
+    echo "$1=$2" >>"$INFRA_DIR/env.tmp"
+    mv "$INFRA_DIR/env.tmp" "$INFRA_DIR/env"
+  )
 }
 
 forget_env() {  # forget_env KEY...: remove keys from $INFRA_DIR/env
@@ -55,6 +79,7 @@ start_daemon() {  # start_daemon NAME PORT CMD...: run CMD in its own process gr
   mkdir -p "$INFRA_DIR"
   setsid "$@" >"$INFRA_DIR/$name.log" 2>&1 </dev/null &
   echo "$! $port" >"$INFRA_DIR/$name.pid"
+  echo "$port" >"$INFRA_DIR/$name.port"  # a restart reuses it (service_port): clients keep their URLs
 }
 
 wait_healthy() {  # wait_healthy NAME TIMEOUT_S CHECK...: poll CHECK until it succeeds; stop NAME on failure
