@@ -3,11 +3,13 @@
 The schedule comes from params.yaml (``flow.cron``, ``flow.timezone``; default 02:00 UTC nightly).
 
     python -m flows.deploy serve                      # register + run scheduled runs in this process
-    python -m flows.deploy deploy --pool tokenskip    # register on a process work pool, then:
-    prefect worker start --pool tokenskip             # a worker executes the scheduled runs
-    prefect deployment run tokenskip-pipeline/tokenskip-nightly   # one run now
+    infra/start-prefect.sh && infra/start-worker.sh   # Prefect server + a worker on a process pool
+    set -a; . .infra/env; set +a                      # PREFECT_API_URL, TOKENSKIP_WORK_POOL
+    python -m flows.deploy deploy                     # register on the pool (--pool, else
+                                                      # TOKENSKIP_WORK_POOL, else tokenskip-process)
+    prefect deployment run tokenskip-pipeline/tokenskip-nightly   # one run now, on the worker
 
-All need a Prefect API (``prefect server start`` and PREFECT_API_URL=http://127.0.0.1:4200/api).
+All need a Prefect API (PREFECT_API_URL; infra/start-prefect.sh starts one).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from typing import Any
 from prefect.schedules import Cron
 
 from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
+from tokenskip.errors import TokenSkipError
 from tokenskip.params import load_params
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
 ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"
 FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+POOL_ENV = "TOKENSKIP_WORK_POOL"
+DEFAULT_POOL = "tokenskip-process"
 
 
 def deployment_options(repo: Path) -> dict[str, Any]:
@@ -52,8 +57,18 @@ def serve(repo: Path = REPO_ROOT) -> None:
     prefect_serve(build_deployment(repo), limit=1)
 
 
+def process_job_variables(repo: Path) -> dict[str, Any]:
+    """Job variables of a process-pool run: the repository's own code first on the import path,
+    so the worker runs the code of the checkout it was deployed from (not another install)."""
+    return {"env": {"PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}}
+
+
 def deploy_to_pool(pool: str, repo: Path = REPO_ROOT) -> Any:
-    """Register the deployment on a process work pool (created if missing); return its id."""
+    """Register the deployment on a process work pool (created if missing); return its id.
+
+    The pool's worker runs each flow run in a subprocess in ``repo`` (a pull step sets the
+    working directory); no image is built or pushed.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
@@ -62,26 +77,35 @@ def deploy_to_pool(pool: str, repo: Path = REPO_ROOT) -> Any:
         try:
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
         except ObjectAlreadyExists:
-            pass
+            kind = client.read_work_pool(pool).type
+            if kind != "process":
+                raise TokenSkipError(f"work pool {pool!r}: type {kind!r}, not 'process'; deploy to it "
+                                     "from a git source with an image (infra/README-prefect.md)") from None
     source = tokenskip_pipeline.from_source(source=str(repo), entrypoint=ENTRYPOINT)
     return source.deploy(name=DEPLOYMENT_NAME, work_pool_name=pool, build=False, push=False,
-                         concurrency_limit=1, print_next_steps=False, **deployment_options(repo))
+                         job_variables=process_job_variables(repo), concurrency_limit=1,
+                         print_next_steps=False, **deployment_options(repo))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``serve`` (default) or ``deploy --pool NAME``."""
     parser = argparse.ArgumentParser(description=f"The {DEPLOYMENT_NAME} deployment of the pipeline flow.")
     parser.add_argument("command", nargs="?", choices=["serve", "deploy"], default="serve")
-    parser.add_argument("--pool", default="tokenskip", help="process work pool for `deploy`")
+    parser.add_argument("--pool", default=os.environ.get(POOL_ENV) or DEFAULT_POOL,
+                        help=f"process work pool for `deploy` (default: ${POOL_ENV} or {DEFAULT_POOL})")
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="repository root")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     if args.command == "serve":
         serve(repo)
     else:
-        deployment_id = deploy_to_pool(args.pool, repo)
+        try:
+            deployment_id = deploy_to_pool(args.pool, repo)
+        except TokenSkipError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"deployment {FULL_NAME} ({deployment_id}) on pool {args.pool!r}; "
-              f"start a worker: prefect worker start --pool {args.pool}")
+              f"its runs need a worker: infra/start-worker.sh (or prefect worker start --pool {args.pool})")
     return 0
 
 
