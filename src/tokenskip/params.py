@@ -83,8 +83,11 @@ class GenerateParams(Section):
     batch_size: PositiveInt = 64
     max_new_tokens: PositiveInt = 256
     max_cot_tokens: PositiveInt = 250
-    backend: Literal["transformers"] = "transformers"
-    threads: PositiveInt = 2
+    backend: Literal["transformers", "ray", "vllm"] = "transformers"
+    threads: PositiveInt = 2  # torch CPU threads (per Ray worker with backend=ray)
+    ray_workers: PositiveInt = 2  # model replicas (Ray actors), one GPU each when the cluster has GPUs
+    shard_size: PositiveInt = 256  # prompts per Ray/vLLM shard, rounded down to whole batches
+    ray_max_retries: NonNegativeInt = 3  # restarts of a dead worker and retries of its shard
 
 
 class PruneParams(Section):
