@@ -46,3 +46,7 @@ def main() -> None:
     except TokenSkipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == "__main__":  # ``python -m tokenskip.cli`` (e.g. ``accelerate launch -m tokenskip.cli``)
+    main()

@@ -3,7 +3,10 @@
 The loss covers the completion tokens (and the closing EOS) only; prompt tokens are
 labelled -100. Training runs through the transformers ``Trainer`` (cosine schedule with
 warmup, checkpoints every ``save_steps``, resume from the last checkpoint), with PEFT LoRA
-on all linear layers or, for tiny models, full fine-tuning.
+on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N
+processes, see tokenskip.distributed) the Trainer runs DDP: every global batch of
+``finetune.batch_size`` is split into N equal parts, gradients are all-reduced, and rank 0 alone
+writes checkpoints, the adapter/model and the report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenskip.distributed import (
+    barrier,
+    check_batch_split,
+    describe,
+    local_rank,
+    threads_per_process,
+    world_size,
+)
 from tokenskip.errors import TokenSkipError
 from tokenskip.io import read_jsonl, replace_dir
 from tokenskip.params import FinetuneParams
@@ -42,6 +53,10 @@ class FinetuneResult:
     resumed_from_step: int = 0
     device: str = "cpu"
     loss_history: list[dict[str, float]] = field(default_factory=list)
+    num_processes: int = 1
+    per_device_batch_size: int = 0
+    threads_per_process: int = 0
+    distributed: dict[str, Any] = field(default_factory=dict)
 
 
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
@@ -138,8 +153,14 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-def training_arguments(params: FinetuneParams, checkpoints: Path, device: str) -> Any:
-    """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU."""
+def training_arguments(params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1) -> Any:
+    """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU.
+
+    With ``processes`` > 1 the batch is split (accelerate ``split_batches``): the sampler and the
+    optimizer see the same global batch of ``batch_size`` as a single process, in the same order,
+    and each process computes ``batch_size / processes`` rows of it. The loss is averaged over the
+    tokens of all processes (``average_tokens_across_devices``), so the curves are comparable.
+    """
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -164,6 +185,8 @@ def training_arguments(params: FinetuneParams, checkpoints: Path, device: str) -
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",
         disable_tqdm=not progress_enabled(),
+        accelerator_config={"split_batches": processes > 1},
+        average_tokens_across_devices=True,
     )
 
 
@@ -188,30 +211,60 @@ def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: P
     replace_dir(staging, out_dir)
 
 
+def _setup_process(params: FinetuneParams, processes: int) -> str:
+    """This process's device: CPU threads split between the processes, one GPU per process."""
+    import torch
+
+    from tokenskip.modeling import pick_device
+
+    if processes > 1:
+        check_batch_split(params.batch_size, processes)
+    device = pick_device()
+    if device == "cuda" and processes > 1:
+        torch.cuda.set_device(local_rank())  # "cuda" below then means cuda:LOCAL_RANK
+    if device == "cpu":
+        torch.set_num_threads(threads_per_process(params.threads, processes))
+    return device
+
+
+def _resume_point(checkpoints: Path, key: str, main: bool) -> str | None:
+    """Rank 0 prepares the checkpoint folder (stale ones wiped) while the others wait; all resume alike."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = prepare_checkpoints(checkpoints, key) if main else None
+    barrier()
+    return resume if main else get_last_checkpoint(str(checkpoints))
+
+
 def run_finetune(
     base_dir: Path, samples_path: Path, out_dir: Path, checkpoints: Path, params: FinetuneParams
 ) -> FinetuneResult:
-    """Fine-tune the base model in ``base_dir`` on the samples; resume from ``checkpoints``."""
-    import torch
-    from transformers import Trainer
+    """Fine-tune the base model in ``base_dir`` on the samples; resume from ``checkpoints``.
 
-    from tokenskip.modeling import load_causal_lm, pick_device, resolve_base_model
+    Under ``accelerate launch`` every process calls this; rank 0 alone writes ``out_dir`` and
+    removes ``checkpoints``, and every process returns after it has done so.
+    """
+    from transformers import Trainer, set_seed
+
+    from tokenskip.modeling import load_causal_lm, resolve_base_model
 
     samples = read_samples(samples_path)
-    device = pick_device()
-    if device == "cpu":
-        torch.set_num_threads(params.threads)
+    processes = world_size()
+    device = _setup_process(params, processes)
     name, revision = resolve_base_model(base_dir)
     model, tokenizer = load_causal_lm(name, revision, device)
     model.train()
     encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], params.max_length) for s in samples]
     truncated = sum(1 for e in encoded if len(e["input_ids"]) >= params.max_length)
+    set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
     model = wrap_model(model, params)
     trainable, total = count_parameters(model)
-    resume = prepare_checkpoints(checkpoints, fingerprint(params, samples_path, name))
+    args = training_arguments(params, checkpoints, device, processes)  # joins the process group
+    main = args.process_index == 0
+    resume = _resume_point(checkpoints, fingerprint(params, samples_path, name), main)
     trainer = Trainer(
         model=model,
-        args=training_arguments(params, checkpoints, device),
+        args=args,
         train_dataset=encoded,
         data_collator=collate(tokenizer.pad_token_id),
         processing_class=tokenizer,
@@ -227,8 +280,11 @@ def run_finetune(
     history = _loss_history(trainer.state.log_history)
     ratios = sorted({float(s["ratio"]) for s in samples})
     meta = {"method": params.method, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
-    _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
+    distributed = describe()
+    if main:
+        _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
+    barrier()
     return FinetuneResult(
         method=params.method,
         steps=steps,
@@ -242,4 +298,8 @@ def run_finetune(
         resumed_from_step=start_step,
         device=device,
         loss_history=history,
+        num_processes=processes,
+        per_device_batch_size=params.batch_size // processes,
+        threads_per_process=threads_per_process(params.threads, processes) if device == "cpu" else 0,
+        distributed=distributed,
     )

@@ -132,6 +132,16 @@ class FinetuneParams(Section):
     merge: bool = True
     threads: PositiveInt = 2
     seed: NonNegativeInt = 0
+    num_processes: PositiveInt = 1  # > 1: data-parallel under accelerate launch (infra/accelerate)
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> FinetuneParams:
+        """Each of N processes trains on batch_size / N rows of the same global batch."""
+        if self.batch_size % self.num_processes:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_processes ({self.num_processes})"
+            )
+        return self
 
 
 class EvaluateParams(Section):
