@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the Prefect API server (`prefect server start`) on 127.0.0.1 and record PREFECT_API_URL.
 #
-#   infra/start-prefect.sh            # free port, or PREFECT_PORT
+#   infra/start-prefect.sh            # PREFECT_PORT, else the port of the last start, else a free one
 #   set -a; . .infra/env; set +a      # clients (flows, workers, `prefect` CLI) now talk to it
 #
 # State: PREFECT_HOME=$TOKENSKIP_INFRA_DIR/prefect (SQLite database prefect.db there). Set
@@ -18,7 +18,7 @@ if running "$NAME"; then
   exit 0
 fi
 
-PORT="${PREFECT_PORT:-$(free_port)}"
+PORT="$(service_port prefect PREFECT_PORT)"  # PREFECT_PORT, else the last one if free, else a free one
 API="http://$INFRA_HOST:$PORT/api"
 export PREFECT_HOME="$INFRA_DIR/prefect"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false

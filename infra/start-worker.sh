@@ -4,19 +4,20 @@
 #   infra/start-prefect.sh && infra/start-worker.sh
 #   python -m flows.deploy deploy --pool tokenskip-process   # the nightly deployment on this pool
 #
-# API: PREFECT_API_URL from $TOKENSKIP_INFRA_DIR/env (written by start-prefect.sh), else from the
-# environment (a shared Prefect server). Pool: TOKENSKIP_WORK_POOL (default tokenskip-process);
-# worker name TOKENSKIP_WORKER_NAME; at most TOKENSKIP_WORKER_LIMIT (default 1) flow runs at once.
-# Flow runs inherit the worker's environment: every KEY=VALUE of $TOKENSKIP_INFRA_DIR/env
+# API: PREFECT_API_URL from the environment (a shared Prefect server), else from
+# $TOKENSKIP_INFRA_DIR/env (written by start-prefect.sh). Pool: TOKENSKIP_WORK_POOL (default
+# tokenskip-process); worker name TOKENSKIP_WORKER_NAME (default tokenskip-<host>); at most
+# TOKENSKIP_WORKER_LIMIT (default 1) flow runs at once; PREFECT_WORKER_QUERY_SECONDS: poll interval.
+# Flow runs inherit the worker's environment, plus every KEY=VALUE of $TOKENSKIP_INFRA_DIR/env
 # (MLFLOW_TRACKING_URI, MLFLOW_S3_ENDPOINT_URL, AWS_* of the other start scripts), so runs of
 # the pipeline track to the shared MLflow server when it is up. Healthy = the worker is ONLINE.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NAME=worker
+load_env  # what the other start scripts recorded (a variable already set wins)
 POOL="${TOKENSKIP_WORK_POOL:-tokenskip-process}"
 WORKER_NAME="${TOKENSKIP_WORKER_NAME:-tokenskip-$(hostname)}"
-if [[ -f "$INFRA_DIR/env" ]]; then set -a; . "$INFRA_DIR/env"; set +a; fi
 if [[ -z "${PREFECT_API_URL:-}" ]]; then
   echo "$NAME: no PREFECT_API_URL (run infra/start-prefect.sh first, or export it)" >&2
   exit 1

@@ -10,8 +10,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 BIN = Path(sys.executable).parent
@@ -51,6 +53,17 @@ def stop_process_group(proc: subprocess.Popen, timeout_s: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def wait_for_final_state(client, flow_run_id, timeout_s: float = 600):
+    """Poll a flow run (Prefect sync client) until it is in a final state; fail the test after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        flow_run = client.read_flow_run(flow_run_id)
+        if flow_run.state is not None and flow_run.state.is_final():
+            return flow_run
+        time.sleep(2)
+    pytest.fail(f"flow run {flow_run_id} did not finish in {timeout_s} s")
 
 
 def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess[str]:

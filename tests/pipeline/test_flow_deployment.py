@@ -21,6 +21,7 @@ from tests.pipeline.flow_helpers import (
     clone_small,
     run,
     stop_process_group,
+    wait_for_final_state,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,16 +39,6 @@ def _wait_for_deployment(client, serve: subprocess.Popen, log: Path, timeout_s: 
             if serve.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"deployment not registered:\n{log.read_text()[-3000:]}")
             time.sleep(1)
-
-
-def _wait_for_final_state(client, flow_run_id, timeout_s: float = 600):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        flow_run = client.read_flow_run(flow_run_id)
-        if flow_run.state is not None and flow_run.state.is_final():
-            return flow_run
-        time.sleep(2)
-    pytest.fail(f"flow run {flow_run_id} did not finish in {timeout_s} s")
 
 
 def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
@@ -70,7 +61,7 @@ def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
 
         flow_run = prefect_client.create_flow_run_from_deployment(
             deployment.id, parameters={"stages": SMALL_STAGES})
-        finished = _wait_for_final_state(prefect_client, flow_run.id)
+        finished = wait_for_final_state(prefect_client, flow_run.id)
         assert finished.state.is_completed(), f"{finished.state.message}\n{log.read_text()[-3000:]}"
         assert (clone / "reports" / "base-model.json").is_file()
         assert (clone / "dvc.lock").is_file()
