@@ -87,11 +87,21 @@ def launch_command(config: Path, processes: int, threads: int, module_args: list
     ]
 
 
+def _die_with_parent() -> None:
+    """In the launcher (Linux): SIGTERM when the stage process dies, even by SIGKILL; torchrun then
+    stops its workers, so a killed stage leaves no training processes behind."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def relaunch(config: Path, processes: int, threads: int, module_args: list[str]) -> None:
     """Run ``tokenskip <module_args>`` as ``processes`` data-parallel workers; a failure is one error."""
     command = launch_command(config, processes, threads, module_args)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    code = subprocess.run(command, env=env, check=False).returncode
+    guard = _die_with_parent if sys.platform.startswith("linux") else None
+    code = subprocess.run(command, env=env, check=False, preexec_fn=guard).returncode
     if code != 0:
         raise TokenSkipError(
             f"{config}: accelerate launch of {processes} processes exited with code {code} (worker log above)"
