@@ -3,10 +3,9 @@
 The loss covers the completion tokens (and the closing EOS) only; prompt tokens are
 labelled -100. Training runs through the transformers ``Trainer`` (cosine schedule with
 warmup, checkpoints every ``save_steps``, resume from the last checkpoint), with PEFT LoRA
-on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N
-processes, see tokenskip.distributed) the Trainer runs DDP: every global batch of
-``finetune.batch_size`` is split into N equal parts, gradients are all-reduced, and rank 0 alone
-writes checkpoints, the adapter/model and the report.
+on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N processes,
+tokenskip.distributed) the Trainer runs DDP: each global batch of ``finetune.batch_size`` is split into
+N parts, gradients are all-reduced, and rank 0 alone writes checkpoints, the adapter/model and report.
 """
 
 from __future__ import annotations
@@ -156,10 +155,9 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def training_arguments(params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1) -> Any:
     """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU.
 
-    With ``processes`` > 1 the batch is split (accelerate ``split_batches``): the sampler and the
-    optimizer see the same global batch of ``batch_size`` as a single process, in the same order,
-    and each process computes ``batch_size / processes`` rows of it. The loss is averaged over the
-    tokens of all processes (``average_tokens_across_devices``), so the curves are comparable.
+    ``processes`` > 1: accelerate ``split_batches``, so the sampler sees the single-process global batch
+    in the same order and each process computes batch_size / processes rows; the loss is averaged over
+    the tokens of all processes (``average_tokens_across_devices``): the loss curves match.
     """
     from transformers import TrainingArguments
 
