@@ -16,6 +16,8 @@ set -euo pipefail
 
 NAME=worker
 load_env  # what the other start scripts recorded (a variable already set wins)
+# flow runs talk to the MLflow server, never to its database: keep its password out of their env
+unset MLFLOW_BACKEND_STORE_URI
 POOL="${TOKENSKIP_WORK_POOL:-tokenskip-process}"
 WORKER_NAME="${TOKENSKIP_WORKER_NAME:-tokenskip-$(hostname)}"
 if [[ -z "${PREFECT_API_URL:-}" ]]; then
