@@ -3,8 +3,10 @@ gate them and move the ``champion``/``challenger`` aliases; returns reports/regi
 
 Order of work (each step idempotent, so a failed run is completed by a re-run): read and check
 the inputs -> connect -> parent run (tags, params, baselines, artifacts) -> finetune child run ->
-per ratio: child run (metrics, samples, pyfunc model) then its version (created with all tags)
--> aliases. Nothing is written to MLflow before the inputs are known to be complete.
+per ratio: child run (metrics, samples, pyfunc model) -> then the registry, in one short burst:
+registered model, one version per ratio (created with all its tags), aliases. Nothing is written
+to MLflow before the inputs are known to be complete, and nothing to the registry before every
+model is logged.
 """
 
 from __future__ import annotations
@@ -217,7 +219,11 @@ def _serving_extra(inputs: RegisterInputs, params: Params) -> dict[str, Any]:
 def _register_versions(
     tracking: Tracking, name: str, parent: Any, ft_run_id: str, rows: dict, params: Params, extra: dict
 ) -> Outcome:
-    """Gate every ratio, log its child run and model, and find or create its version."""
+    """Gate every ratio and log its child run and model; then find or create the versions.
+
+    The registry is written last, in one short burst (registered model, versions, then aliases by
+    the caller): a failure while logging the models leaves the registry untouched.
+    """
     parent_id = parent.info.run_id
     existing = versions_of_run(tracking, name, parent_id)
     baseline = baseline_champion(tracking, name, parent_id, existing)
@@ -225,10 +231,13 @@ def _register_versions(
     previous = str(baseline.version) if baseline is not None else "none"
     thresholds = Thresholds(params.gates.max_accuracy_drop, params.gates.min_token_reduction)
     reference = as_result(1.0, rows[1.0])
-    versions, verdicts = {}, {}
+    verdicts, logged, versions = {}, {}, {}
     for ratio, row in rows.items():
         verdicts[ratio] = judge(as_result(ratio, row), reference, thresholds, champion)
-        run_id, model_id = _ratio_run(tracking, parent, ratio, row, verdicts[ratio], extra)
+        logged[ratio] = _ratio_run(tracking, parent, ratio, row, verdicts[ratio], extra)
+    ensure_registered_model(tracking, name)
+    for ratio, row in rows.items():
+        run_id, model_id = logged[ratio]
         run_ids = {"run_id": run_id, PARENT_RUN_TAG: parent_id, "finetune_run_id": ft_run_id}
         tags = version_tags(ratio, row, verdicts[ratio], run_ids, previous)
         versions[ratio] = ensure_version(tracking, name, f"models:/{model_id}", model_id, run_id, tags)
@@ -266,7 +275,6 @@ def _track_and_register(
     parent, opened = _parent(tracking, inputs, params, evaluate, key)
     parent_id = parent.info.run_id
     ft_run = _finetune_run(tracking, parent, inputs, params, finetune)
-    ensure_registered_model(tracking, name)
     extra = _serving_extra(inputs, params)
     outcome = _register_versions(tracking, name, parent, ft_run.info.run_id, rows, params, extra)
     apply_aliases(tracking, name, [str(outcome.versions[r].version) for r in outcome.order])

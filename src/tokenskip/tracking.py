@@ -96,8 +96,8 @@ def with_retries(
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 raise TokenSkipError(
                     f"MLflow tracking at {uri} unreachable: {what} failed after {attempt} attempt(s) "
-                    f"({first}); start the server (mlflow/server.sh start) or unset MLFLOW_TRACKING_URI, "
-                    "then re-run the stage"
+                    f"({first}); start the server (mlflow/server.sh start; shared stack: infra/up.sh) "
+                    "or unset MLFLOW_TRACKING_URI, then re-run the stage"
                 ) from None
             sleep(retry.backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover

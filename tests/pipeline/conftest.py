@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.pipeline.flow_helpers import BIN, SERVER_STARTUP_S, free_port
+from tests.pipeline.infra_stack import infra_stack  # noqa: F401
 from tests.pipeline.mlflow_fixtures import mlflow_server, tracking_env, workspace  # noqa: F401
 
 
