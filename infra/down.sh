@@ -2,7 +2,7 @@
 # Stop the whole scale-out stack in reverse order: worker, Prefect, MLflow, S3, PostgreSQL.
 # Every stop script runs even when an earlier one fails; the exit status is non-zero if any failed.
 # Data kept: the PostgreSQL cluster and the env file in $TOKENSKIP_INFRA_DIR (moto's objects are lost).
-set -uo pipefail
+set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 status=0
