@@ -110,7 +110,8 @@ def connect(workers: int) -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
     else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+        # address="local": a new cluster even when `ray start` left one (or its stale address) here
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     return True
 
@@ -127,7 +128,11 @@ def start_workers(name: str, revision: str | None, gen: GenerateParams, count: i
         runtime_env={"env_vars": env},
     )
     handles = [actor.remote(name, revision, gen.threads) for _ in range(count)]
-    return handles, ray.get([h.ready.remote() for h in handles])
+    try:
+        return handles, ray.get([h.ready.remote() for h in handles])
+    except ray.exceptions.RayError as exc:
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise TokenSkipError(f"generate.backend=ray: a worker could not load model {name}: {cause}") from None
 
 
 def _run_shards(handles: list, pending: list[Shard], prompts: list[str], gen: GenerateParams,
