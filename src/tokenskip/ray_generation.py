@@ -117,11 +117,14 @@ def connect(workers: int) -> bool:
 
 
 def start_workers(name: str, revision: str | None, gen: GenerateParams, count: int) -> tuple[list, list]:
-    """``count`` ShardWorker actors (restarted and their calls retried when a worker dies);
-    returns the handles and each replica's ready() info once the models are loaded."""
+    """Up to ``count`` ShardWorker actors (restarted and their calls retried when a worker dies),
+    one GPU each when the cluster has GPUs (then at most one per GPU); returns the handles and each
+    replica's ready() info once the models are loaded."""
     import ray
 
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+    gpus = 1 if cluster_gpus >= 1 else 0
+    count = min(count, cluster_gpus) if gpus else count
     env = {key: os.environ[key] for key in os.environ if key in FORWARDED_ENV or key.startswith("TOKENSKIP_")}
     actor = ray.remote(ShardWorker).options(
         num_cpus=1, num_gpus=gpus, max_restarts=gen.ray_max_retries, max_task_retries=gen.ray_max_retries,
