@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,25 @@ SERVER_SCRIPT = REPO / "mlflow" / "server.sh"
 # g -> (accuracy, mean CoT tokens): 0.5 drops too much accuracy and 1.0 saves no tokens, so 0.6
 # (the most compressive passing ratio) is the champion and 0.7 the challenger.
 RATIOS = [0.5, 0.6, 0.7]
+# `tokenskip register` exactly as dvc.yaml calls it (run from the workspace root)
+REGISTER_CMD = [
+    sys.executable,
+    "-m",
+    "tokenskip",
+    "register",
+    "--evaluate",
+    "reports/evaluate.json",
+    "--finetune-report",
+    "reports/finetune.json",
+    "--model",
+    "models/tokenskip",
+    "--base",
+    "models/base",
+    "--reports",
+    "reports",
+    "--report",
+    "reports/register.json",
+]
 RUN_1 = {1.0: (0.80, 100.0), 0.7: (0.78, 69.0), 0.6: (0.76, 60.0), 0.5: (0.70, 52.0)}
 
 

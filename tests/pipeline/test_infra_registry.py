@@ -17,29 +17,12 @@ import pytest
 import yaml
 
 from tests.pipeline.infra_stack import Stack
+from tests.pipeline.mlflow_fixtures import REGISTER_CMD as REGISTER
 from tests.pipeline.mlflow_fixtures import register_on, write_workspace
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
 RUN_IDS = {"run_id", "parent_run_id", "finetune_run_id", "tokenskip.key"}  # differ between two runs
-REGISTER = [
-    sys.executable,
-    "-m",
-    "tokenskip",
-    "register",
-    "--evaluate",
-    "reports/evaluate.json",
-    "--finetune-report",
-    "reports/finetune.json",
-    "--model",
-    "models/tokenskip",
-    "--base",
-    "models/base",
-    "--reports",
-    "reports",
-    "--report",
-    "reports/register.json",
-]
 SECOND_PROCESS = """
 import hashlib, json, pathlib, sys
 import mlflow

@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.pipeline.flow_helpers import free_port
-from tests.pipeline.mlflow_fixtures import REPO, register_on, run_register, write_workspace
+from tests.pipeline.mlflow_fixtures import REGISTER_CMD, REPO, register_on, run_register, write_workspace
 from tokenskip.errors import TokenSkipError
 from tokenskip.params import load_params
 
@@ -177,31 +176,13 @@ def test_bad_evaluate_report_names_ratio_and_metric(
 def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
     """``tokenskip register`` exactly as dvc.yaml calls it, on the embedded SQLite default."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "TOKENSKIP_PARENT_RUN_ID")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "tokenskip",
-        "register",
-        "--evaluate",
-        "reports/evaluate.json",
-        "--finetune-report",
-        "reports/finetune.json",
-        "--model",
-        "models/tokenskip",
-        "--base",
-        "models/base",
-        "--reports",
-        "reports",
-        "--report",
-        "reports/register.json",
-    ]
-    done = subprocess.run(cmd, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((workspace / "reports/register.json").read_text())
     assert report["tracking_uri"] == "sqlite:///mlflow/mlflow.db" and report["champion"]["ratio"] == 0.6
     assert (workspace / "mlflow/mlflow.db").is_file() and any((workspace / "mlflow/artifacts").iterdir())
     (workspace / "reports/finetune.json").write_text('{"loss_history": [{"step": 1}]}')
-    bad = subprocess.run(cmd, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1
     assert (
         bad.stderr.strip() == "error: reports/finetune.json: loss_history.0: needs numeric 'step' and 'loss'"
