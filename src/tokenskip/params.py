@@ -69,7 +69,7 @@ class BaseModelParams(Section):
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_steps: NonNegativeInt = 50
-    max_steps: PositiveInt = 1600  # the binding budget: same seed and params give the same model
+    max_steps: PositiveInt = 2300  # the binding budget: same seed and params give the same model
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
