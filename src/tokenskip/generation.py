@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,15 @@ def _count_new_tokens(row: list[int], eos_ids: set[int], pad_id: int | None) -> 
     return len(row)
 
 
+def length_order(prompts: Sequence[str]) -> list[int]:
+    """Prompt indices in the order :func:`generate_greedy` batches them (stable sort by length).
+
+    The Ray backend shards this same order, which is what makes its batches, and so its outputs,
+    identical to a single-process run's.
+    """
+    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+
+
 def generate_greedy(
     model: Any,
     tokenizer: Any,
@@ -56,7 +65,7 @@ def generate_greedy(
     """
     import torch
 
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    order = length_order(prompts)
     eos_ids = _eos_ids(model, tokenizer)
     results: list[Generation | None] = [None] * len(prompts)
     started = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Any
 
 from tokenskip.cot_generation import Checkpoint
 from tokenskip.errors import TokenSkipError
-from tokenskip.generation import Generation
+from tokenskip.generation import Generation, length_order
 from tokenskip.params import GenerateParams
 from tokenskip.progress import progress
 
@@ -43,11 +43,6 @@ class Shard:
 
     number: int
     indices: list[int]
-
-
-def length_order(prompts: Sequence[str]) -> list[int]:
-    """Prompt indices in the order generate_greedy batches them (stable sort by length)."""
-    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
 
 
 def plan_shards(prompts: Sequence[str], batch_size: int, shard_size: int) -> list[Shard]:
