@@ -56,6 +56,12 @@ class ModelParams(Section):
     instruction: str = DEFAULT_INSTRUCTION
 
 
+def require_batch_split(batch_size: int, num_processes: int) -> None:
+    """Each of N processes trains on batch_size / N rows of the same global batch."""
+    if batch_size % num_processes:
+        raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_processes ({num_processes})")
+
+
 class BaseModelParams(Section):
     """Size and training budget of the tiny bootstrap model (used when model.name=bootstrap)."""
 
@@ -73,8 +79,14 @@ class BaseModelParams(Section):
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
-    threads: PositiveInt = 2
+    threads: PositiveInt = 2  # in all: threads // num_processes per process
+    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (gloo) on the same global batch
     seed: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> BaseModelParams:
+        require_batch_split(self.batch_size, self.num_processes)
+        return self
 
 
 class GenerateParams(Section):
@@ -136,11 +148,7 @@ class FinetuneParams(Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_processes(self) -> FinetuneParams:
-        """Each of N processes trains on batch_size / N rows of the same global batch."""
-        if self.batch_size % self.num_processes:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of num_processes ({self.num_processes})"
-            )
+        require_batch_split(self.batch_size, self.num_processes)
         return self
 
 

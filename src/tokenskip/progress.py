@@ -19,6 +19,9 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar (``desc``, ``total``, ``unit`` ...) that respects :func:`progress_enabled`."""
-    return tqdm(iterable, disable=not progress_enabled(), dynamic_ncols=True, **kwargs)
+def progress(iterable: Iterable[T] | None = None, enabled: bool = True, **kwargs: Any) -> tqdm:
+    """A tqdm bar (``desc``, ``total``, ``unit`` ...) that respects :func:`progress_enabled`.
+
+    ``enabled=False`` hides it regardless (e.g. in every process but the first).
+    """
+    return tqdm(iterable, disable=not (enabled and progress_enabled()), dynamic_ncols=True, **kwargs)

@@ -91,6 +91,11 @@ def _batches(rows: int, batch_size: int, seed: int):
             yield perm
 
 
+def count_labeled(labels: Any) -> int:
+    """Positions that carry loss in a causal-LM batch (labels shifted by one, ``-100`` ignored)."""
+    return int((labels[:, 1:] != IGNORE).sum())
+
+
 def train_model(
     model: Any,
     input_ids: Any,
@@ -100,11 +105,38 @@ def train_model(
 ) -> TrainResult:
     """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap).
 
-    ``on_log(step, loss, tokens_per_s)`` is called every 50 steps (for logs without a terminal).
+    With ``params.num_processes > 1`` the same steps run data-parallel in that many processes
+    (:mod:`tokenskip.bootstrap.parallel`). ``on_log(step, loss, tokens_per_s)`` is called every
+    50 steps (for logs without a terminal); it must be picklable when processes are used.
     """
+    if params.num_processes > 1:
+        from tokenskip.bootstrap.parallel import train_data_parallel
+
+        return train_data_parallel(model, input_ids, labels, params, on_log)
     import torch
 
     torch.set_num_threads(params.threads)
+    return train_steps(model, input_ids, labels, params, on_log)
+
+
+def train_steps(
+    model: Any,
+    input_ids: Any,
+    labels: Any,
+    params: BaseModelParams,
+    on_log: Callable[[int, float, float], None] | None = None,
+    sync: Callable[[Any, float, bool], tuple[float, bool]] | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> TrainResult:
+    """The training loop of one process: rank ``rank`` of ``world`` takes rows ``rank::world``
+    of every global batch; ``sync(model, loss, stop)`` sums gradients and losses over processes.
+
+    Each process's loss is scaled by its share of the global batch's labeled positions, so the
+    summed gradient is the gradient of the mean over the whole global batch (as with one process).
+    """
+    import torch
+
     torch.manual_seed(params.seed)
     model.train()
     optimizer = torch.optim.AdamW(
@@ -115,31 +147,39 @@ def train_model(
     )
     losses: list[float] = []
     tokens, stopped_by = 0, "max_steps"
-    bar = progress(total=params.max_steps, desc="base-model train", unit="step")
+    bar = progress(total=params.max_steps, desc="base-model train", unit="step", enabled=rank == 0)
     started = time.perf_counter()
     batches = _batches(input_ids.shape[0], params.batch_size, params.seed)
     for step in range(params.max_steps):
         index = next(batches)
-        loss = model(input_ids=input_ids[index], labels=labels[index]).loss
+        local = index[rank::world]
+        share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
+        loss = model(input_ids=input_ids[local], labels=labels[local]).loss * share
         loss.backward()
+        elapsed = time.perf_counter() - started
+        stop = elapsed > params.time_budget_s and step + 1 < params.max_steps
+        loss_value, stop = (loss.item(), stop) if sync is None else sync(model, loss.item(), stop)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(loss_value)
         tokens += index.numel() * input_ids.shape[1]
-        elapsed = time.perf_counter() - started
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
-        if on_log is not None and (step + 1) % 50 == 0:
+        if on_log is not None and rank == 0 and (step + 1) % 50 == 0:
             on_log(step + 1, sum(losses[-50:]) / len(losses[-50:]), tokens / max(elapsed, 1e-9))
-        if elapsed > params.time_budget_s and step + 1 < params.max_steps:
+        if stop:
             stopped_by = "time_budget"
             break
     bar.close()
     model.eval()
-    seconds = time.perf_counter() - started
+    return summarize(losses, tokens, time.perf_counter() - started, stopped_by)
+
+
+def summarize(losses: list[float], tokens: int, seconds: float, stopped_by: str) -> TrainResult:
+    """A TrainResult from the per-step losses, tokens seen and wall seconds."""
     tail = losses[-20:]
     return TrainResult(
         steps=len(losses),

@@ -47,6 +47,7 @@ def _train(params: Params, data: Path, staged: Path) -> dict[str, Any]:
         "parameters": count_parameters(model),
         "vocab_size": len(tokenizer),
         "train_problems": len(train),
+        "num_processes": settings.num_processes,
         "steps": result.steps,
         "max_steps": settings.max_steps,
         "stopped_by": result.stopped_by,
