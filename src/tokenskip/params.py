@@ -75,6 +75,7 @@ class BaseModelParams(Section):
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_steps: NonNegativeInt = 50
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # > 0: save the moving average of the weights
     max_steps: PositiveInt = 2300  # the binding budget: same seed and params give the same model
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100

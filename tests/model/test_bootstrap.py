@@ -106,3 +106,28 @@ def test_two_processes_train_like_one_on_the_same_global_batch(problems, trained
         torch.testing.assert_close(tensor, reference[name], rtol=1e-3, atol=1e-4)
     _, _, again = train_bootstrap(problems, DEFAULT_INSTRUCTION, two)
     assert again.losses == parallel_result.losses
+
+
+def test_moving_average_leaves_training_alone_and_is_the_saved_model(problems, trained) -> None:
+    import torch
+
+    from tokenskip.bootstrap.train import ExponentialAverage
+
+    model, _, result = trained
+    averaged, _, averaged_result = train_bootstrap(
+        problems, DEFAULT_INSTRUCTION, TINY_PARAMS.model_copy(update={"ema_decay": 0.8})
+    )
+    assert averaged_result.losses == result.losses  # the average does not feed back into training
+    last = dict(model.named_parameters())
+    assert any(not torch.equal(p, last[name]) for name, p in averaged.named_parameters())
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    ema = ExponentialAverage(layer, 0.75)
+    for value in (4.0, 8.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        ema.update(layer)
+    ema.copy_to(layer)
+    assert torch.allclose(layer.weight, torch.full((1, 2), 0.75 * 0.25 * 4.0 + 0.25 * 8.0))

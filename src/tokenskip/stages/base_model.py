@@ -48,6 +48,7 @@ def _train(params: Params, data: Path, staged: Path) -> dict[str, Any]:
         "vocab_size": len(tokenizer),
         "train_problems": len(train),
         "num_processes": settings.num_processes,
+        "ema_decay": settings.ema_decay,
         "steps": result.steps,
         "max_steps": settings.max_steps,
         "stopped_by": result.stopped_by,
