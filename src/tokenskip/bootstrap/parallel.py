@@ -1,9 +1,10 @@
 """Data-parallel training of the bootstrap model: ``num_processes`` CPU processes, gloo all-reduce.
 
 On a small CPU, one thread per process trains faster than the same threads inside one process
-(the bootstrap model's matrices are too small to split well across threads: on 2 cores, global
-batch 8 of 256 tokens, 31k tokens/s with 2 processes x 1 thread against 23k with 1 x 2 threads).
-Every process builds nothing: it receives the parent's freshly initialised model, runs
+(the bootstrap model's matrices are too small to split well across threads): on 2 cores,
+``bench/bootstrap_processes.py`` measured 29.0k tokens/s with 2 processes x 1 thread against
+24.8k with 1 process x 2 threads (global batch 16, 400 steps, process start included).
+No process builds a model: each receives the parent's freshly initialised one, runs
 :func:`~tokenskip.bootstrap.train.train_steps` on its rows of each global batch and sums gradients
 (scaled by its share of labeled positions) with the others, so every step equals the one-process
 step on the same global batch up to float summation order. Rank 0 hands back the weights.

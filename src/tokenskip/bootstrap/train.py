@@ -81,9 +81,9 @@ def _schedule(step: int, warmup: int, total: int) -> float:
 class ExponentialAverage:
     """An exponential moving average of a model's parameters (``decay`` per step).
 
-    The bootstrap model's last iterate is noisy: its held-out accuracy moves by several points
-    from one step to the next late in training, and the average over the last few hundred
-    steps is the steadier model that is saved.
+    The bootstrap model's last iterate is noisy late in training; saving the average over the
+    last few hundred steps instead helped in some measured runs and not in others (issue #3),
+    so it is off by default (``base_model.ema_decay: 0``).
     """
 
     def __init__(self, model: Any, decay: float) -> None:
