@@ -70,11 +70,13 @@ class BaseModelParams(Section):
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 256
     vocab_size: PositiveInt = 1024
-    seq_len: PositiveInt = 256
+    seq_len: PositiveInt = 512
+    packing: Literal["whole", "stream"] = "whole"  # whole examples per row (padded) | one cut stream
     batch_size: PositiveInt = 16
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_steps: NonNegativeInt = 50
+    digit_loss_weight: PositiveFloat = 1.0  # loss weight of digit tokens (answers hinge on them)
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # > 0: save the moving average of the weights
     max_steps: PositiveInt = 2300  # the binding budget: same seed and params give the same model
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)

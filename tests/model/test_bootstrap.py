@@ -41,6 +41,37 @@ def test_chat_template_renders_qwen_style_prompt(tokenizer) -> None:
     assert tokenizer.eos_token_id in ids
 
 
+def test_whole_packing_keeps_every_example_intact_in_one_row(problems, tokenizer) -> None:
+    from tokenskip.bootstrap.packing import IGNORE, pack_examples, tokenize_examples
+
+    ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 1024, seed=0)
+    examples = tokenize_examples(problems, tokenizer, DEFAULT_INSTRUCTION, seed=0)
+    assert ids.shape[1] == 1024 and ids.shape[0] < len(problems)  # several examples share a row
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    found = []
+    for row_ids, row_labels in zip(ids.tolist(), labels.tolist(), strict=True):
+        assert row_ids[0] == start  # every row opens with a prompt, as at inference
+        pad = row_ids.index(tokenizer.pad_token_id) if tokenizer.pad_token_id in row_ids else 1024
+        assert set(row_ids[pad:]) <= {tokenizer.pad_token_id} and set(row_labels[pad:]) == ({IGNORE} if pad < 1024 else set())
+        begins = [i for i in range(pad) if row_ids[i] == start and (i == 0 or row_ids[i - 1] == tokenizer.eos_token_id)]
+        found += [(row_ids[a:b], row_labels[a:b]) for a, b in zip(begins, begins[1:] + [pad], strict=True)]
+    assert sorted(map(str, found)) == sorted(map(str, examples))  # each example once, unsplit
+
+
+def test_whole_packing_rejects_an_example_longer_than_a_row(problems, tokenizer) -> None:
+    from tokenskip.bootstrap.packing import pack_examples
+
+    with pytest.raises(ValueError, match="more than seq_len"):
+        pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 64, seed=0)
+
+
+def test_stream_packing_fills_rows_without_padding(problems, tokenizer) -> None:
+    from tokenskip.bootstrap.packing import pack_examples
+
+    ids, _ = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 128, seed=0, packing="stream")
+    assert ids.shape[1] == 128 and tokenizer.pad_token_id not in ids.flatten().tolist()
+
+
 @pytest.fixture(scope="module")
 def trained(problems):
     return train_bootstrap(problems, DEFAULT_INSTRUCTION, TINY_PARAMS)
@@ -131,3 +162,24 @@ def test_moving_average_leaves_training_alone_and_is_the_saved_model(problems, t
         ema.update(layer)
     ema.copy_to(layer)
     assert torch.allclose(layer.weight, torch.full((1, 2), 0.75 * 0.25 * 4.0 + 0.25 * 8.0))
+
+
+def test_digit_loss_weights_mark_digits_and_unit_weights_change_nothing(problems, tokenizer) -> None:
+    import torch
+
+    from tokenskip.bootstrap.model import build_model
+    from tokenskip.bootstrap.packing import IGNORE, pack_examples
+    from tokenskip.bootstrap.train import token_loss_weights, train_model
+
+    params = TINY_PARAMS.model_copy(update={"max_steps": 4, "vocab_size": 320})
+    ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, params.seq_len, params.seed)
+    digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
+    weights = token_loss_weights(labels, digits, 3.0)
+    is_digit = torch.isin(labels, torch.tensor(digits))
+    assert bool((weights[is_digit] == 3.0).all()) and bool((weights[labels == IGNORE] == 0.0).all())
+    assert bool((weights[~is_digit & (labels != IGNORE)] == 1.0).all()) and bool(is_digit.any())
+    plain = train_model(build_model(params, tokenizer), ids, labels, params)
+    unit = train_model(build_model(params, tokenizer), ids, labels, params, None, token_loss_weights(labels, digits, 1.0))
+    weighted = train_model(build_model(params, tokenizer), ids, labels, params, None, weights)
+    assert unit.losses == pytest.approx(plain.losses, abs=1e-5)
+    assert weighted.losses[0] != pytest.approx(plain.losses[0], abs=1e-3)

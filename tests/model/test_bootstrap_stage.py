@@ -16,7 +16,7 @@ from tokenskip.synthetic import write_synthetic
 
 TINY_BASE = {
     "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 384,
-    "seq_len": 128, "batch_size": 8, "learning_rate": 0.005, "warmup_steps": 5, "max_steps": 20,
+    "seq_len": 1024, "batch_size": 1, "learning_rate": 0.005, "warmup_steps": 5, "max_steps": 20,
     "eval_batch_size": 8, "eval_max_new_tokens": 16,
 }
 

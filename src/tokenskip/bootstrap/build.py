@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tokenskip.bootstrap.model import build_model
+from tokenskip.bootstrap.packing import pack_examples
 from tokenskip.bootstrap.tokenizer import CHAT_TEMPLATE, build_tokenizer
-from tokenskip.bootstrap.train import TrainResult, pack_examples, train_model
+from tokenskip.bootstrap.train import TrainResult, token_loss_weights, train_model
 from tokenskip.data import Problem, split_gold
 from tokenskip.params import BaseModelParams
 from tokenskip.prompts import format_completion
@@ -15,7 +16,7 @@ from tokenskip.synthetic import generate_problems
 
 TINY_PARAMS = BaseModelParams(
     hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=384,
-    seq_len=128, batch_size=8, learning_rate=5e-3, warmup_steps=5, max_steps=30,
+    seq_len=1024, batch_size=2, learning_rate=5e-3, warmup_steps=5, max_steps=30,
 )
 
 
@@ -39,9 +40,15 @@ def train_bootstrap(
 ) -> tuple[Any, Any, TrainResult]:
     """Train tokenizer and model from scratch on ``problems``; return (model, tokenizer, result)."""
     tokenizer = build_tokenizer(tokenizer_corpus(problems, instruction), params.vocab_size)
-    input_ids, labels = pack_examples(problems, tokenizer, instruction, params.seq_len, params.seed)
+    input_ids, labels = pack_examples(
+        problems, tokenizer, instruction, params.seq_len, params.seed, params.packing
+    )
+    loss_weights = None
+    if params.digit_loss_weight != 1.0:
+        digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
+        loss_weights = token_loss_weights(labels, digits, params.digit_loss_weight)
     model = build_model(params, tokenizer)
-    result = train_model(model, input_ids, labels, params, on_log)
+    result = train_model(model, input_ids, labels, params, on_log, loss_weights)
     return model, tokenizer, result
 
 

@@ -41,6 +41,7 @@ def sum_over_processes(model: Any, loss: float, stop: bool) -> tuple[float, bool
 def _worker(
     rank: int, world: int, store: str, model: Any, input_ids: Any, labels: Any,
     params: BaseModelParams, on_log: Callable[[int, float, float], None] | None, out: str,
+    loss_weights: Any | None,
 ) -> None:
     """One process: join the gloo group, train its share, rank 0 saves weights and result.
 
@@ -56,7 +57,9 @@ def _worker(
     torch.set_num_threads(max(1, params.threads // world))
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        result = train_steps(model, input_ids, labels, params, on_log, sum_over_processes, rank, world)
+        result = train_steps(
+            model, input_ids, labels, params, on_log, sum_over_processes, rank, world, loss_weights
+        )
         if rank == 0:
             torch.save({"state": model.state_dict(), "result": dataclasses.asdict(result)}, out)
     finally:
@@ -69,6 +72,7 @@ def train_data_parallel(
     labels: Any,
     params: BaseModelParams,
     on_log: Callable[[int, float, float], None] | None = None,
+    loss_weights: Any | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with ``params.num_processes`` spawned processes.
 
@@ -80,7 +84,9 @@ def train_data_parallel(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tokenskip-ddp-") as tmp:
         store, out = Path(tmp) / "store", Path(tmp) / "rank0.pt"
-        args = (params.num_processes, str(store), model, input_ids, labels, params, on_log, str(out))
+        args = (
+            params.num_processes, str(store), model, input_ids, labels, params, on_log, str(out), loss_weights
+        )
         mp.start_processes(_worker, args=args, nprocs=params.num_processes, start_method="spawn")
         saved = torch.load(out, weights_only=True)
     model.load_state_dict(saved["state"])

@@ -1,8 +1,8 @@
-"""Packed, step-budgeted training of the bootstrap model (loss on the completion side only).
+"""Step-budgeted training of the bootstrap model (loss on the completion side only).
 
 Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
-EOS, exactly the format later stages generate and fine-tune with. Examples are concatenated
-into one token stream and cut into fixed-length rows (no padding); prompt tokens get label -100.
+EOS, packed into fixed-length rows by :mod:`tokenskip.bootstrap.packing`. The loss may weight
+digit tokens more (``digit_loss_weight``): the answer hinges on them, and they are few.
 The binding budget is ``max_steps`` (same seed and params, same model, even on a busy CPU);
 ``time_budget_s`` is only a safety cap, and when it stops training the result says so.
 """
@@ -10,18 +10,14 @@ The binding budget is ``max_steps`` (same seed and params, same model, even on a
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenskip.data import Problem
+from tokenskip.bootstrap.packing import IGNORE
 from tokenskip.params import BaseModelParams
 from tokenskip.progress import progress
-from tokenskip.prompts import build_prompt, format_completion
-
-IGNORE = -100
 
 
 @dataclass
@@ -36,38 +32,6 @@ class TrainResult:
     final_loss: float
     stopped_by: str
     losses: list[float] = field(default_factory=list)
-
-
-def example_texts(problem: Problem, tokenizer: Any, instruction: str) -> tuple[str, str]:
-    """(prompt, completion + EOS) of one training example."""
-    prompt = build_prompt(tokenizer, problem.question, instruction)
-    return prompt, format_completion(problem.solution, problem.gold) + tokenizer.eos_token
-
-
-def pack_examples(
-    problems: Sequence[Problem], tokenizer: Any, instruction: str, seq_len: int, seed: int
-) -> tuple[Any, Any]:
-    """Shuffle, tokenize and pack the examples into ``(input_ids, labels)`` of shape [rows, seq_len]."""
-    import torch
-
-    order = list(range(len(problems)))
-    random.Random(seed).shuffle(order)
-    pairs = [example_texts(problems[i], tokenizer, instruction) for i in order]
-    prompts = tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
-    completions = tokenizer([c for _, c in pairs], add_special_tokens=False)["input_ids"]
-    ids: list[int] = []
-    labels: list[int] = []
-    for prompt_ids, completion_ids in zip(prompts, completions, strict=True):
-        ids += prompt_ids + completion_ids
-        labels += [IGNORE] * len(prompt_ids) + completion_ids
-    rows = len(ids) // seq_len
-    if rows == 0:
-        raise ValueError(f"{len(ids)} tokens do not fill one row of {seq_len}")
-    cut = rows * seq_len
-    return (
-        torch.tensor(ids[:cut], dtype=torch.long).view(rows, seq_len),
-        torch.tensor(labels[:cut], dtype=torch.long).view(rows, seq_len),
-    )
 
 
 def _schedule(step: int, warmup: int, total: int) -> float:
@@ -125,27 +89,62 @@ def count_labeled(labels: Any) -> int:
     return int((labels[:, 1:] != IGNORE).sum())
 
 
+def token_loss_weights(labels: Any, digit_ids: Sequence[int], digit_weight: float) -> Any:
+    """Per-position loss weights: ``digit_weight`` where the label is a digit token, 1 on other
+    labeled positions, 0 where the label is ignored (prompt, padding)."""
+    import torch
+
+    weights = torch.ones(labels.shape, dtype=torch.float32)
+    weights[torch.isin(labels, torch.tensor(list(digit_ids)))] = digit_weight
+    weights[labels == IGNORE] = 0.0
+    return weights
+
+
+def _step_loss(
+    model: Any, input_ids: Any, labels: Any, loss_weights: Any | None, index: Any, local: Any
+) -> Any:
+    """This process's part of the loss of the global batch ``index`` (its rows ``local``).
+
+    Scaled so that the sum over processes is the (weighted) mean over the whole global batch.
+    """
+    if loss_weights is None:
+        share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
+        return model(input_ids=input_ids[local], labels=labels[local]).loss * share
+    import torch
+
+    logits = model(input_ids=input_ids[local]).logits[:, :-1].float()
+    targets = labels[local][:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    weights = loss_weights[local][:, 1:].reshape(-1)
+    return (per_token * weights).sum() / loss_weights[index][:, 1:].sum().clamp_min(1e-9)
+
+
 def train_model(
     model: Any,
     input_ids: Any,
     labels: Any,
     params: BaseModelParams,
     on_log: Callable[[int, float, float], None] | None = None,
+    loss_weights: Any | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap).
 
     With ``params.num_processes > 1`` the same steps run data-parallel in that many processes
     (:mod:`tokenskip.bootstrap.parallel`). ``on_log(step, loss, tokens_per_s)`` is called every
     50 steps (for logs without a terminal); it must be picklable when processes are used.
+    ``loss_weights`` (same shape as ``labels``, from :func:`token_loss_weights`) weights the
+    per-token loss; None is the plain mean over labeled positions.
     """
     if params.num_processes > 1:
         from tokenskip.bootstrap.parallel import train_data_parallel
 
-        return train_data_parallel(model, input_ids, labels, params, on_log)
+        return train_data_parallel(model, input_ids, labels, params, on_log, loss_weights)
     import torch
 
     torch.set_num_threads(params.threads)
-    return train_steps(model, input_ids, labels, params, on_log)
+    return train_steps(model, input_ids, labels, params, on_log, loss_weights=loss_weights)
 
 
 def train_steps(
@@ -157,6 +156,7 @@ def train_steps(
     sync: Callable[[Any, float, bool], tuple[float, bool]] | None = None,
     rank: int = 0,
     world: int = 1,
+    loss_weights: Any | None = None,
 ) -> TrainResult:
     """The training loop of one process: rank ``rank`` of ``world`` takes rows ``rank::world``
     of every global batch; ``sync(model, loss, stop)`` sums gradients and losses over processes.
@@ -183,8 +183,7 @@ def train_steps(
     for step in range(params.max_steps):
         index = next(batches)
         local = index[rank::world]
-        share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
-        loss = model(input_ids=input_ids[local], labels=labels[local]).loss * share
+        loss = _step_loss(model, input_ids, labels, loss_weights, index, local)
         loss.backward()
         elapsed = time.perf_counter() - started
         stop = elapsed > params.time_budget_s and step + 1 < params.max_steps

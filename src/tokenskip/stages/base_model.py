@@ -49,6 +49,8 @@ def _train(params: Params, data: Path, staged: Path) -> dict[str, Any]:
         "train_problems": len(train),
         "num_processes": settings.num_processes,
         "ema_decay": settings.ema_decay,
+        "packing": settings.packing,
+        "digit_loss_weight": settings.digit_loss_weight,
         "steps": result.steps,
         "max_steps": settings.max_steps,
         "stopped_by": result.stopped_by,

@@ -1,0 +1,70 @@
+"""Bootstrap-model training speed: streamed rows of 256 vs whole examples in rows of ``seq_len``.
+
+Prints ONE JSON line: for each packing, tokens/s (padding included, as the stage reports it),
+answer tokens/s (the positions that carry loss) and the padded share of the rows, plus the
+ratios whole/stream measured in the same run. The baseline is the former default (stream,
+seq_len 256, batch 16); the candidate is params.yaml's ``base_model``. Both train ``--steps``
+steps on the tracked synthetic train set with 2 threads; run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tokenskip.bootstrap.build import tokenizer_corpus
+from tokenskip.bootstrap.model import build_model
+from tokenskip.bootstrap.packing import pack_examples
+from tokenskip.bootstrap.tokenizer import build_tokenizer
+from tokenskip.bootstrap.train import count_labeled, token_loss_weights, train_model
+from tokenskip.data import load_problems
+from tokenskip.params import BaseModelParams, load_params
+
+
+def measure(train: list, instruction: str, settings: BaseModelParams) -> dict[str, float]:
+    """Train ``settings.max_steps`` steps from scratch; tokens/s, answer tokens/s, padded share."""
+    tokenizer = build_tokenizer(tokenizer_corpus(train, instruction), settings.vocab_size)
+    ids, labels = pack_examples(
+        train, tokenizer, instruction, settings.seq_len, settings.seed, settings.packing
+    )
+    weights = None
+    if settings.digit_loss_weight != 1.0:
+        digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
+        weights = token_loss_weights(labels, digits, settings.digit_loss_weight)
+    result = train_model(build_model(settings, tokenizer), ids, labels, settings, None, weights)
+    answer_share = count_labeled(labels) / labels.numel()
+    return {
+        "tokens_per_s": result.tokens_per_s,
+        "answer_tokens_per_s": round(result.tokens_per_s * answer_share, 1),
+        "padded_share": round(float((ids == tokenizer.pad_token_id).float().mean()), 4),
+    }
+
+
+def main() -> None:
+    """Measure the stream baseline and the params.yaml packing; print the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    params = load_params(Path("params.yaml"))
+    train = load_problems(Path("data/synthetic/train.jsonl"), "synthetic-train")
+    current = params.base_model.model_copy(update={"threads": 2, "num_processes": 1})
+    tokens_per_step = current.batch_size * current.seq_len
+    stream = current.model_copy(update={
+        "packing": "stream", "seq_len": 256, "batch_size": 16, "digit_loss_weight": 1.0,
+        "max_steps": args.steps * tokens_per_step // 4096,
+    })
+    whole = current.model_copy(update={"max_steps": args.steps})
+    runs = {"stream": measure(train, params.model.instruction, stream),
+            "whole": measure(train, params.model.instruction, whole)}
+    print(json.dumps({
+        "steps": args.steps, "whole_seq_len": current.seq_len, "whole_batch": current.batch_size,
+        **{f"{name}_{key}": value for name, run in runs.items() for key, value in run.items()},
+        "tokens_per_s_ratio": round(runs["whole"]["tokens_per_s"] / runs["stream"]["tokens_per_s"], 3),
+        "answer_tokens_per_s_ratio": round(
+            runs["whole"]["answer_tokens_per_s"] / runs["stream"]["answer_tokens_per_s"], 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
