@@ -60,8 +60,9 @@ def test_whole_packing_keeps_every_example_intact_in_one_row(problems, tokenizer
 
 def test_whole_packing_rejects_an_example_longer_than_a_row(problems, tokenizer) -> None:
     from tokenskip.bootstrap.packing import pack_examples
+    from tokenskip.errors import TokenSkipError
 
-    with pytest.raises(ValueError, match="more than seq_len"):
+    with pytest.raises(TokenSkipError, match="base_model.seq_len: 64 is shorter than the longest"):
         pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 64, seed=0)
 
 

@@ -86,3 +86,12 @@ def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
     pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
     assert pointer["name"] == "Qwen/Qwen2.5-7B-Instruct" and pointer["revision"] == "main"
     assert resolve_base_model(tmp_path / "models" / "base") == (pointer["path"] or pointer["name"], "main")
+
+
+def test_rows_shorter_than_an_example_stop_with_one_clear_line(tmp_path: Path) -> None:
+    write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=20, n_test=2)
+    result = _run_cli(tmp_path, _params(tmp_path, base={**TINY_BASE, "seq_len": 100}))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: base_model.seq_len: 100 is shorter")
+    assert not (tmp_path / "models" / "base").exists()

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenskip.data import Problem
+from tokenskip.errors import TokenSkipError
 from tokenskip.prompts import build_prompt, format_completion
 
 IGNORE = -100
@@ -87,7 +88,10 @@ def first_fit_rows(
     """
     longest = max(len(ids) for ids, _ in examples)
     if longest > seq_len:
-        raise ValueError(f"an example has {longest} tokens, more than seq_len ({seq_len}): raise seq_len")
+        raise TokenSkipError(
+            f"base_model.seq_len: {seq_len} is shorter than the longest training example ({longest} "
+            "tokens); raise it or set base_model.packing: stream"
+        )
     shortest = min(len(ids) for ids, _ in examples)
     rows: list[tuple[list[int], list[int]]] = []
     open_rows: list[int] = []
