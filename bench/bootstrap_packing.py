@@ -1,10 +1,11 @@
-"""Bootstrap-model training speed: streamed rows of 256 vs whole examples in rows of ``seq_len``.
+"""Bootstrap-model training speed: params.yaml's rows vs whole examples in rows of ``--seq-len``.
 
-Prints ONE JSON line: for each packing, tokens/s (padding included, as the stage reports it),
+Prints ONE JSON line: for each run, tokens/s (padding included, as the stage reports it),
 answer tokens/s (the positions that carry loss) and the padded share of the rows, plus the
-ratios whole/stream measured in the same run. The baseline is the former default (stream,
-seq_len 256, batch 16); the candidate is params.yaml's ``base_model``. Both train ``--steps``
-steps on the tracked synthetic train set with 2 threads; run it on a quiet machine.
+ratios whole/params measured in the same run. The baseline is params.yaml's ``base_model``
+(stream packing by default); the candidate packs whole examples with digit-weighted loss. Both
+train the same number of tokens on the tracked synthetic train set with 2 threads; run it on
+a quiet machine.
 """
 
 from __future__ import annotations
@@ -42,27 +43,32 @@ def measure(train: list, instruction: str, settings: BaseModelParams) -> dict[st
 
 
 def main() -> None:
-    """Measure the stream baseline and the params.yaml packing; print the JSON line."""
+    """Measure params.yaml's base_model and the whole-example candidate; print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=200, help="steps of the whole-example run")
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--digit-loss-weight", type=float, default=3.0)
     args = parser.parse_args()
     params = load_params(Path("params.yaml"))
     train = load_problems(Path("data/synthetic/train.jsonl"), "synthetic-train")
     current = params.base_model.model_copy(update={"threads": 2, "num_processes": 1})
-    tokens_per_step = current.batch_size * current.seq_len
-    stream = current.model_copy(update={
-        "packing": "stream", "seq_len": 256, "batch_size": 16, "digit_loss_weight": 1.0,
-        "max_steps": args.steps * tokens_per_step // 4096,
+    whole = current.model_copy(update={
+        "packing": "whole", "seq_len": args.seq_len, "batch_size": args.batch_size,
+        "digit_loss_weight": args.digit_loss_weight, "max_steps": args.steps,
     })
-    whole = current.model_copy(update={"max_steps": args.steps})
-    runs = {"stream": measure(train, params.model.instruction, stream),
+    same_tokens = args.steps * args.batch_size * args.seq_len // (current.batch_size * current.seq_len)
+    baseline = current.model_copy(update={"max_steps": same_tokens})
+    runs = {"params": measure(train, params.model.instruction, baseline),
             "whole": measure(train, params.model.instruction, whole)}
     print(json.dumps({
-        "steps": args.steps, "whole_seq_len": current.seq_len, "whole_batch": current.batch_size,
+        "whole_steps": args.steps, "whole_seq_len": args.seq_len, "whole_batch": args.batch_size,
+        "params_packing": current.packing, "params_seq_len": current.seq_len,
+        "params_batch": current.batch_size,
         **{f"{name}_{key}": value for name, run in runs.items() for key, value in run.items()},
-        "tokens_per_s_ratio": round(runs["whole"]["tokens_per_s"] / runs["stream"]["tokens_per_s"], 3),
+        "tokens_per_s_ratio": round(runs["whole"]["tokens_per_s"] / runs["params"]["tokens_per_s"], 3),
         "answer_tokens_per_s_ratio": round(
-            runs["whole"]["answer_tokens_per_s"] / runs["stream"]["answer_tokens_per_s"], 3),
+            runs["whole"]["answer_tokens_per_s"] / runs["params"]["answer_tokens_per_s"], 3),
     }))
 
 

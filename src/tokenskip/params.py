@@ -70,8 +70,8 @@ class BaseModelParams(Section):
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 256
     vocab_size: PositiveInt = 1024
-    seq_len: PositiveInt = 512
-    packing: Literal["whole", "stream"] = "whole"  # whole examples per row (padded) | one cut stream
+    seq_len: PositiveInt = 256
+    packing: Literal["whole", "stream"] = "stream"  # one cut stream | whole examples per row (padded)
     batch_size: PositiveInt = 16
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01

@@ -44,7 +44,7 @@ def test_chat_template_renders_qwen_style_prompt(tokenizer) -> None:
 def test_whole_packing_keeps_every_example_intact_in_one_row(problems, tokenizer) -> None:
     from tokenskip.bootstrap.packing import IGNORE, pack_examples, tokenize_examples
 
-    ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 1024, seed=0)
+    ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 1024, seed=0, packing="whole")
     examples = tokenize_examples(problems, tokenizer, DEFAULT_INSTRUCTION, seed=0)
     assert ids.shape[1] == 1024 and ids.shape[0] < len(problems)  # several examples share a row
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")
@@ -63,7 +63,7 @@ def test_whole_packing_rejects_an_example_longer_than_a_row(problems, tokenizer)
     from tokenskip.errors import TokenSkipError
 
     with pytest.raises(TokenSkipError, match="base_model.seq_len: 64 is shorter than the longest"):
-        pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 64, seed=0)
+        pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 64, seed=0, packing="whole")
 
 
 def test_stream_packing_fills_rows_without_padding(problems, tokenizer) -> None:

@@ -16,7 +16,7 @@ from tokenskip.synthetic import generate_problems
 
 TINY_PARAMS = BaseModelParams(
     hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=384,
-    seq_len=1024, batch_size=2, learning_rate=5e-3, warmup_steps=5, max_steps=30,
+    seq_len=128, batch_size=8, learning_rate=5e-3, warmup_steps=5, max_steps=30,
 )
 
 

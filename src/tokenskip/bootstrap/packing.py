@@ -2,10 +2,10 @@
 
 Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
 EOS, exactly the format later stages generate and fine-tune with; prompt tokens get label -100.
-``whole`` (default) packs whole examples first-fit into each row (the rest is padding), so every
-answer token sees its question, as at inference; ``stream`` cuts one token stream every
-``seq_len`` tokens (no padding, but most examples then straddle two rows and their later
-answer tokens lose the question they copy numbers from).
+``stream`` (default) cuts one token stream every ``seq_len`` tokens (no padding, but most
+examples then straddle two rows and their later answer tokens lose the question they copy
+numbers from); ``whole`` packs whole examples first-fit into each row (the rest is padding), so
+every answer token sees its question, as at inference, at about 0.72x the tokens/s.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def pack_examples(
     instruction: str,
     seq_len: int,
     seed: int,
-    packing: str = "whole",
+    packing: str = "stream",
 ) -> tuple[Any, Any]:
     """Shuffle, tokenize and pack the examples into ``(input_ids, labels)`` of shape [rows, seq_len].
 
