@@ -14,11 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from tokenskip.bootstrap.build import tokenizer_corpus
+from tokenskip.bootstrap.build import tokenizer_corpus, training_rows
 from tokenskip.bootstrap.model import build_model
-from tokenskip.bootstrap.packing import pack_examples
 from tokenskip.bootstrap.tokenizer import build_tokenizer
-from tokenskip.bootstrap.train import count_labeled, token_loss_weights, train_model
+from tokenskip.bootstrap.train import count_labeled, train_model
 from tokenskip.data import load_problems
 from tokenskip.params import BaseModelParams, load_params
 
@@ -26,13 +25,7 @@ from tokenskip.params import BaseModelParams, load_params
 def measure(train: list, instruction: str, settings: BaseModelParams) -> dict[str, float]:
     """Train ``settings.max_steps`` steps from scratch; tokens/s, answer tokens/s, padded share."""
     tokenizer = build_tokenizer(tokenizer_corpus(train, instruction), settings.vocab_size)
-    ids, labels = pack_examples(
-        train, tokenizer, instruction, settings.seq_len, settings.seed, settings.packing
-    )
-    weights = None
-    if settings.digit_loss_weight != 1.0:
-        digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
-        weights = token_loss_weights(labels, digits, settings.digit_loss_weight)
+    ids, labels, weights = training_rows(train, tokenizer, instruction, settings)
     result = train_model(build_model(settings, tokenizer), ids, labels, settings, None, weights)
     answer_share = count_labeled(labels) / labels.numel()
     return {

@@ -32,6 +32,20 @@ def tokenizer_corpus(problems: Sequence[Problem], instruction: str) -> Iterator[
         yield f"assistant\n{format_completion(problem.solution, problem.gold)}"
 
 
+def training_rows(
+    problems: Sequence[Problem], tokenizer: Any, instruction: str, params: BaseModelParams
+) -> tuple[Any, Any, Any | None]:
+    """``(input_ids, labels, loss_weights)`` packed as ``params`` say; weights None unless
+    ``params.digit_loss_weight`` differs from 1."""
+    input_ids, labels = pack_examples(
+        problems, tokenizer, instruction, params.seq_len, params.seed, params.packing
+    )
+    if params.digit_loss_weight == 1.0:
+        return input_ids, labels, None
+    digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
+    return input_ids, labels, token_loss_weights(labels, digits, params.digit_loss_weight)
+
+
 def train_bootstrap(
     problems: Sequence[Problem],
     instruction: str,
@@ -40,13 +54,7 @@ def train_bootstrap(
 ) -> tuple[Any, Any, TrainResult]:
     """Train tokenizer and model from scratch on ``problems``; return (model, tokenizer, result)."""
     tokenizer = build_tokenizer(tokenizer_corpus(problems, instruction), params.vocab_size)
-    input_ids, labels = pack_examples(
-        problems, tokenizer, instruction, params.seq_len, params.seed, params.packing
-    )
-    loss_weights = None
-    if params.digit_loss_weight != 1.0:
-        digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
-        loss_weights = token_loss_weights(labels, digits, params.digit_loss_weight)
+    input_ids, labels, loss_weights = training_rows(problems, tokenizer, instruction, params)
     model = build_model(params, tokenizer)
     result = train_model(model, input_ids, labels, params, on_log, loss_weights)
     return model, tokenizer, result
