@@ -83,7 +83,7 @@ class BaseModelParams(Section):
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
     threads: PositiveInt = 2  # in all: threads // num_processes per process
-    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (gloo) on the same global batch
+    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (shared-memory sums), same global batch
     seed: NonNegativeInt = 0
 
     @model_validator(mode="after")
