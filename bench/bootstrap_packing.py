@@ -14,12 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from tokenskip.bootstrap.build import tokenizer_corpus, training_rows
-from tokenskip.bootstrap.model import build_model
-from tokenskip.bootstrap.tokenizer import build_tokenizer
-from tokenskip.bootstrap.train import count_labeled, train_model
-from tokenskip.data import load_problems
-from tokenskip.params import BaseModelParams, load_params
+from tokenskip.base_model.build import tokenizer_corpus, train_model, training_rows
+from tokenskip.base_model.model import build_model
+from tokenskip.base_model.tokenizer import build_tokenizer
+from tokenskip.base_model.train import count_labeled
+from tokenskip.core.params import BaseModelParams, load_params
+from tokenskip.core.problems import load_problems
 
 
 def measure(train: list, instruction: str, settings: BaseModelParams) -> dict[str, float]:

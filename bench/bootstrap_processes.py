@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from tokenskip.bootstrap.build import train_bootstrap
-from tokenskip.data import load_problems
-from tokenskip.params import load_params
+from tokenskip.base_model.build import train_bootstrap
+from tokenskip.core.params import load_params
+from tokenskip.core.problems import load_problems
 
 
 def main() -> None:

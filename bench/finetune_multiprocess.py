@@ -23,14 +23,15 @@ from pathlib import Path
 
 import yaml
 
-from tokenskip.params import DEFAULT_INSTRUCTION, load_params
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the tiny test models
+from tokenskip.core.params import DEFAULT_INSTRUCTION, load_params
 
 
 def write_samples(base: Path, path: Path, count: int) -> None:
     """Sample records shaped like prune's: prompt at ratio g, completion cut to about g of the words."""
-    from tokenskip.bootstrap.build import synthetic_problems
-    from tokenskip.modeling import load_tokenizer
-    from tokenskip.prompts import build_prompt, format_completion
+    from tests.fixtures.tiny_models import synthetic_problems
+    from tokenskip.core.hf import load_tokenizer
+    from tokenskip.core.prompts import build_prompt, format_completion
 
     tokenizer, rng = load_tokenizer(str(base)), random.Random(0)
     with path.open("w", encoding="utf-8") as handle:
@@ -75,7 +76,7 @@ def main() -> None:
         tmp = Path(name)
         base = args.base
         if base is None:
-            from tokenskip.bootstrap.build import train_tiny
+            from tests.fixtures.tiny_models import train_tiny
 
             base = tmp / "base"
             train_tiny(str(base), DEFAULT_INSTRUCTION)

@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from tokenskip.data import load_problems
-from tokenskip.generation import generate_greedy
-from tokenskip.modeling import load_causal_lm, resolve_base_model
-from tokenskip.params import load_params
-from tokenskip.prompts import build_prompt
+from tokenskip.core.decoding import generate_greedy
+from tokenskip.core.hf import load_causal_lm, resolve_base_model
+from tokenskip.core.params import load_params
+from tokenskip.core.problems import load_problems
+from tokenskip.core.prompts import build_prompt
 
 
 def main() -> None:

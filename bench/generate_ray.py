@@ -18,13 +18,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from tokenskip.cot_generation import Checkpoint
-from tokenskip.data import load_problems
-from tokenskip.generation import generate_greedy
-from tokenskip.modeling import load_causal_lm, resolve_base_model
-from tokenskip.params import load_params
-from tokenskip.prompts import build_prompt
-from tokenskip.ray_generation import decode_ray
+from tokenskip.core.decoding import generate_greedy
+from tokenskip.core.hf import load_causal_lm, resolve_base_model
+from tokenskip.core.params import load_params
+from tokenskip.core.problems import load_problems
+from tokenskip.core.prompts import build_prompt
+from tokenskip.generate.checkpoint import Checkpoint
+from tokenskip.generate.ray_engine import decode_ray
 
 
 def _ray_run(name: str, prompts: list[str], gen, workers: int, threads: int, reference: list,

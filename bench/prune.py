@@ -24,11 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the tiny test models
 import numpy as np
 
-from tokenskip.pruning import forced_mask, prune_to_ratio, split_words
-from tokenskip.scorers import LLMLingua2Scorer, load_token_classifier
-from tokenskip.tiny_models import build_tiny_token_classifier
+from tests.fixtures.tiny_models import build_tiny_token_classifier
+from tokenskip.prune.pruning import forced_mask, prune_to_ratio, split_words
+from tokenskip.prune.scorers import LLMLingua2Scorer, load_token_classifier
 
 OUT = Path("bench/out")
 SITE = OUT / "llmlingua-site"

@@ -31,8 +31,8 @@ def _timed(action):
 def main() -> None:
     """Build a tiny model, run register both ways, load and query the champion, print the figures."""
     import mlflow
-    from tokenskip.bootstrap.build import train_tiny
-    from tokenskip.params import DEFAULT_INSTRUCTION
+    from tests.fixtures.tiny_models import train_tiny
+    from tokenskip.core.params import DEFAULT_INSTRUCTION
 
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-register-") as tmp:

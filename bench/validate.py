@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.data.validate_fixture import RATIOS, make_records, write_records  # noqa: E402
-from tokenskip.validation import Thresholds, build_frames, load_inputs, validate_frames  # noqa: E402
+from tokenskip.validate import Thresholds, build_frames, load_inputs, validate_frames  # noqa: E402
 
 
 def main(n_questions: int) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 from prefect.schedules import Cron
 
 from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
-from tokenskip.errors import TokenSkipError
-from tokenskip.params import load_params
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import load_params
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
 ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"

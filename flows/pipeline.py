@@ -24,10 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.tasks import exponential_backoff
 
-from tokenskip import flow_reports as fr
-from tokenskip.errors import TokenSkipError
-from tokenskip.flow_support import (
-    PARENT_RUN_ENV,
+from flows import reports as fr
+from flows.support import (
     StageFailed,
     plan_stages,
     read_dvc_stages,
@@ -35,7 +33,9 @@ from tokenskip.flow_support import (
     run_dvc_repro,
     stage_env,
 )
-from tokenskip.params import Params, load_params
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import Params, load_params
+from tokenskip.register.tracking import PARENT_RUN_ENV, Retry, connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-pipeline"
@@ -71,31 +71,26 @@ def _stage_task(stage: str, params: Params) -> Any:
 def _parent_run(params: Params, repo: Path, tracking_uri: str) -> Iterator[tuple[Any, str]]:
     """Open the MLflow parent run of this pipeline run (FAILED if the block raises).
 
-    Yields (client, run id); the stages nest their runs under it via TOKENSKIP_PARENT_RUN_ID.
+    Connects like the register stage does (:func:`tokenskip.register.tracking.connect`, with its
+    retries). Yields (client, run id); the stages nest their runs under it via
+    ``TOKENSKIP_PARENT_RUN_ID``.
     """
-    from mlflow import MlflowClient
-
     cfg = params.mlflow
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(cfg.experiment)
-    if experiment is None:
-        server = tracking_uri.startswith(("http://", "https://"))
-        location = None if server else (repo / cfg.artifact_location).resolve().as_uri()
-        experiment_id = client.create_experiment(cfg.experiment, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    retry = Retry(cfg.retries, cfg.retry_backoff_s)
+    tracking = connect(tracking_uri, cfg.experiment, str(repo / cfg.artifact_location), retry)
+    client = tracking.client
     flow_run = getattr(get_run_context(), "flow_run", None)
     tags = {"mlflow.runName": f"pipeline-{flow_run.name}" if flow_run else "pipeline",
             "tokenskip.role": "pipeline", "prefect.flow_run_id": str(flow_run.id) if flow_run else ""}
-    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    run = tracking.call("create the pipeline run",
+                        lambda: client.create_run(tracking.experiment_id, tags=tags))
+    run_id = run.info.run_id
     status = "FAILED"
     try:
         yield client, run_id
         status = "FINISHED"
     finally:
-        client.set_terminated(run_id, status)
+        tracking.call("end the pipeline run", lambda: client.set_terminated(run_id, status))
 
 
 def _publish(stage: str, repo: Path) -> None:

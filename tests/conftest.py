@@ -30,11 +30,11 @@ def repo_root() -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny bootstrap Qwen2 model + tokenizer (200 synthetic problems, 30 steps, a few seconds).
 
-    A ``save_pretrained`` folder that ``tokenskip.modeling.load_causal_lm`` loads; it has a chat
+    A ``save_pretrained`` folder that ``tokenskip.core.hf.load_causal_lm`` loads; it has a chat
     template, ``<|im_end|>`` as EOS and a pad token. Barely trained: do not expect right answers.
     """
-    from tokenskip.bootstrap.build import train_tiny
-    from tokenskip.params import DEFAULT_INSTRUCTION
+    from tests.fixtures.tiny_models import train_tiny
+    from tokenskip.core.params import DEFAULT_INSTRUCTION
 
     out = tmp_path_factory.mktemp("tiny_model")
     train_tiny(str(out), DEFAULT_INSTRUCTION)

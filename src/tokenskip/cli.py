@@ -1,48 +1,65 @@
-"""The ``tokenskip`` command: one sub-command per DVC stage (see dvc.yaml)."""
+"""The ``tokenskip`` command: one sub-command per pipeline stage (see dvc.yaml).
+
+Each stage lives in its own package (``tokenskip.<stage>.cli``) and imports only ``core/`` and
+itself. A run of one command imports only that stage's package, so a stage's code is exactly
+``src/tokenskip/core`` + ``src/tokenskip/<stage>`` + this entry point: what its dvc.yaml deps list.
+"""
 
 from __future__ import annotations
 
 import sys
+from importlib import import_module
+from typing import Any
 
 import typer
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.stages import base_model as base_model_stage
-from tokenskip.stages import data as data_stage
-from tokenskip.stages import evaluate as evaluate_stage
-from tokenskip.stages import finetune as finetune_stage
-from tokenskip.stages import generate as generate_stage
-from tokenskip.stages import prune as prune_stage
-from tokenskip.stages import register as register_stage
-from tokenskip.stages import validate as validate_stage
+from tokenskip.core.errors import TokenSkipError
 
-app = typer.Typer(
-    help="TokenSkip pipeline: controllable chain-of-thought compression.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+# command -> (module, function), in stage-graph order; synthesize writes data/ (tracked by data.dvc)
+STAGE_COMMANDS: dict[str, tuple[str, str]] = {
+    "synthesize": ("tokenskip.data.cli", "synthesize"),
+    "base-model": ("tokenskip.base_model.cli", "base_model"),
+    "generate": ("tokenskip.generate.cli", "generate"),
+    "prune": ("tokenskip.prune.cli", "prune"),
+    "validate": ("tokenskip.validate.cli", "validate"),
+    "finetune": ("tokenskip.finetune.cli", "finetune"),
+    "evaluate": ("tokenskip.evaluate.cli", "evaluate"),
+    "register": ("tokenskip.register.cli", "register"),
+}
 
 
-@app.callback()
-def _group() -> None:
-    """TokenSkip pipeline: controllable chain-of-thought compression."""
+def build_app(commands: list[str] | None = None) -> typer.Typer:
+    """The Typer app with ``commands`` (default: all), importing only their stage packages."""
+    app = typer.Typer(
+        help="TokenSkip pipeline: controllable chain-of-thought compression.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _group() -> None:
+        """TokenSkip pipeline: controllable chain-of-thought compression."""
+
+    for name in commands or list(STAGE_COMMANDS):
+        module, function = STAGE_COMMANDS[name]
+        app.command(name)(getattr(import_module(module), function))
+    return app
 
 
-app.command("synthesize")(data_stage.synthesize)
-app.command("base-model")(base_model_stage.base_model)
-app.command("generate")(generate_stage.generate)
-app.command("prune")(prune_stage.prune)
-app.command("validate")(validate_stage.validate)
-app.command("finetune")(finetune_stage.finetune)
-app.command("evaluate")(evaluate_stage.evaluate)
-app.command("register")(register_stage.register)
+def __getattr__(name: str) -> Any:
+    """``tokenskip.cli.app``: the app with every command (for ``CliRunner`` and ``--help``)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Entry point: run the app; bad input becomes one ``error:`` line and exit code 1."""
+    argv = sys.argv[1:]
+    requested = [argv[0]] if argv and argv[0] in STAGE_COMMANDS else None
     try:
-        app()
+        build_app(requested)()
     except TokenSkipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

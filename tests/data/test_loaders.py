@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_GSM8K
-from tokenskip.data import load_problems
-from tokenskip.errors import TokenSkipError
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.problems import load_problems
 
 GSM8K_TEST_SHA256 = "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tokenskip.data import load_problems
-from tokenskip.params import load_params
-from tokenskip.synthetic import write_synthetic
+from tokenskip.core.params import load_params
+from tokenskip.core.problems import load_problems
+from tokenskip.data.synthetic import write_synthetic
 
 
 def test_same_seed_same_bytes_and_disjoint_splits(tmp_path: Path) -> None:

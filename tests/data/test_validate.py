@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.data.validate_fixture import RATIOS, make_records, write_records
-from tokenskip.validation import Thresholds, build_frames, load_inputs, validate_frames
-from tokenskip.validation.frames import digits_in_order, tag_matches_ratio
+from tokenskip.validate import Thresholds, build_frames, load_inputs, validate_frames
+from tokenskip.validate.frames import digits_in_order, tag_matches_ratio
 
 Records = dict[str, list[dict[str, Any]]]
 THRESHOLDS = Thresholds(max_cot_tokens=250, ratios=RATIOS, force_digits=True,

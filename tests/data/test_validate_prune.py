@@ -11,10 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from tokenskip.cli import app
-from tokenskip.data import split_gold
-from tokenskip.io import write_jsonl
-from tokenskip.modeling import load_tokenizer
-from tokenskip.synthetic import generate_problems
+from tokenskip.core.hf import load_tokenizer
+from tokenskip.core.io import write_jsonl
+from tokenskip.core.problems import split_gold
+from tokenskip.data.synthetic import generate_problems
 
 # Aggregate rules: on 48 questions the drawn ratio mix and the per-ratio means are noisy.
 AGGREGATE = {"pruned_ratios.mean_actual_ratio_on_target", "training_ratio_mix.uniform"}

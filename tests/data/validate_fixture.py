@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tokenskip.prompts import format_completion, ratio_tag
+from tokenskip.core.prompts import format_completion, ratio_tag
 
 RATIOS = [0.5, 0.6, 0.7, 0.8, 0.9]
 EOS = "<|endoftext|>"

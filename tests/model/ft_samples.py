@@ -6,13 +6,13 @@ import json
 import random
 from pathlib import Path
 
-from tokenskip.params import DEFAULT_INSTRUCTION
+from tokenskip.core.params import DEFAULT_INSTRUCTION
 
 
 def write_samples(tokenizer, path: Path, count: int, seed: int = 1) -> Path:
     """Sample records as prune writes them: prompt at g, completion = words dropped to ~g + answer line."""
-    from tokenskip.bootstrap.build import synthetic_problems
-    from tokenskip.prompts import build_prompt, format_completion
+    from tests.fixtures.tiny_models import synthetic_problems
+    from tokenskip.core.prompts import build_prompt, format_completion
 
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as handle:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tokenskip.bootstrap.build import TINY_PARAMS, synthetic_problems, train_bootstrap
-from tokenskip.bootstrap.tokenizer import build_tokenizer
-from tokenskip.params import DEFAULT_INSTRUCTION
-from tokenskip.prompts import build_prompt, format_completion
+from tests.fixtures.tiny_models import TINY_PARAMS, synthetic_problems
+from tokenskip.base_model.build import train_bootstrap
+from tokenskip.base_model.tokenizer import build_tokenizer
+from tokenskip.core.params import DEFAULT_INSTRUCTION
+from tokenskip.core.prompts import build_prompt, format_completion
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_chat_template_renders_qwen_style_prompt(tokenizer) -> None:
 
 
 def test_whole_packing_keeps_every_example_intact_in_one_row(problems, tokenizer) -> None:
-    from tokenskip.bootstrap.packing import IGNORE, pack_examples, tokenize_examples
+    from tokenskip.base_model.packing import IGNORE, pack_examples, tokenize_examples
 
     ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 1024, seed=0, packing="whole")
     examples = tokenize_examples(problems, tokenizer, DEFAULT_INSTRUCTION, seed=0)
@@ -59,15 +60,15 @@ def test_whole_packing_keeps_every_example_intact_in_one_row(problems, tokenizer
 
 
 def test_whole_packing_rejects_an_example_longer_than_a_row(problems, tokenizer) -> None:
-    from tokenskip.bootstrap.packing import pack_examples
-    from tokenskip.errors import TokenSkipError
+    from tokenskip.base_model.packing import pack_examples
+    from tokenskip.core.errors import TokenSkipError
 
     with pytest.raises(TokenSkipError, match="base_model.seq_len: 64 is shorter than the longest"):
         pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 64, seed=0, packing="whole")
 
 
 def test_stream_packing_fills_rows_without_padding(problems, tokenizer) -> None:
-    from tokenskip.bootstrap.packing import pack_examples
+    from tokenskip.base_model.packing import pack_examples
 
     ids, _ = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 128, seed=0, packing="stream")
     assert ids.shape[1] == 128 and tokenizer.pad_token_id not in ids.flatten().tolist()
@@ -88,8 +89,8 @@ def test_training_lowers_the_loss(trained) -> None:
 def test_save_then_load_gives_identical_logits(trained, tmp_path: Path) -> None:
     import torch
 
-    from tokenskip.bootstrap.build import save_bootstrap
-    from tokenskip.modeling import load_causal_lm
+    from tokenskip.base_model.build import save_bootstrap
+    from tokenskip.core.hf import load_causal_lm
 
     model, tokenizer, _ = trained
     save_bootstrap(model, tokenizer, str(tmp_path))
@@ -103,8 +104,8 @@ def test_save_then_load_gives_identical_logits(trained, tmp_path: Path) -> None:
 
 
 def test_tiny_model_fixture_loads_like_any_causal_lm(tiny_model_dir: Path) -> None:
-    from tokenskip.generation import generate_greedy
-    from tokenskip.modeling import load_causal_lm
+    from tokenskip.core.decoding import generate_greedy
+    from tokenskip.core.hf import load_causal_lm
 
     model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
     assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
@@ -143,7 +144,7 @@ def test_two_processes_train_like_one_on_the_same_global_batch(problems, trained
 def test_moving_average_leaves_training_alone_and_is_the_saved_model(problems, trained) -> None:
     import torch
 
-    from tokenskip.bootstrap.train import ExponentialAverage
+    from tokenskip.base_model.train import ExponentialAverage
 
     model, _, result = trained
     averaged, _, averaged_result = train_bootstrap(
@@ -168,9 +169,10 @@ def test_moving_average_leaves_training_alone_and_is_the_saved_model(problems, t
 def test_digit_loss_weights_mark_digits_and_unit_weights_change_nothing(problems, tokenizer) -> None:
     import torch
 
-    from tokenskip.bootstrap.model import build_model
-    from tokenskip.bootstrap.packing import IGNORE, pack_examples
-    from tokenskip.bootstrap.train import token_loss_weights, train_model
+    from tokenskip.base_model.build import train_model
+    from tokenskip.base_model.model import build_model
+    from tokenskip.base_model.packing import IGNORE, pack_examples
+    from tokenskip.base_model.train import token_loss_weights
 
     params = TINY_PARAMS.model_copy(update={"max_steps": 4, "vocab_size": 320})
     ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, params.seq_len, params.seed)

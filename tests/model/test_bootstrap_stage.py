@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokenskip.modeling import load_causal_lm, resolve_base_model
-from tokenskip.stages.base_model import base_model
-from tokenskip.synthetic import write_synthetic
+from tokenskip.base_model.cli import base_model
+from tokenskip.core.hf import load_causal_lm, resolve_base_model
+from tokenskip.data.synthetic import write_synthetic
 
 TINY_BASE = {
     "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 384,

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.evaluation import (
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import DEFAULT_INSTRUCTION, EvaluateParams
+from tokenskip.evaluate.conditions import (
     METRIC_KEYS,
     ConditionResult,
     check_ratios,
     evaluate_models,
     with_actual_ratios,
 )
-from tokenskip.params import DEFAULT_INSTRUCTION, EvaluateParams
 
 SMALL = EvaluateParams(ratios=[0.5, 0.7], batch_size=4, max_new_tokens=12, latency_samples=2,
-                       truncation_ratios=[0.5], n_samples_per_ratio=1)
+                       truncation_ratios=[0.5], n_outputs_per_condition=1)
 
 
 def test_actual_ratio_is_mean_tokens_over_the_reference():
@@ -42,13 +42,13 @@ def test_a_ratio_that_was_never_trained_is_one_clear_error():
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    from tokenskip.modeling import load_causal_lm
+    from tokenskip.core.hf import load_causal_lm
 
     return load_causal_lm(str(tiny_model_dir), None, "cpu")
 
 
 def test_report_has_every_ratio_and_baseline_with_the_five_metrics(tiny):
-    from tokenskip.bootstrap.build import synthetic_problems
+    from tests.fixtures.tiny_models import synthetic_problems
 
     problems = synthetic_problems(5, 4)
     report, samples = evaluate_models(tiny, tiny, problems, SMALL, DEFAULT_INSTRUCTION)
@@ -72,7 +72,7 @@ def evaluate_command(base: Path, model: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "tokenskip", "evaluate", "--base", str(base), "--model", str(model),
             "--data", str(tmp / "data"), "--report", str(tmp / "evaluate.json"),
             "--pareto", str(tmp / "pareto.csv"), "--plot", str(tmp / "pareto.png"),
-            "--samples", str(tmp / "samples.jsonl"), "--params", str(tmp / "params.yaml")]
+            "--outputs", str(tmp / "outputs.jsonl"), "--params", str(tmp / "params.yaml")]
 
 
 def test_cli_untrained_ratio_exits_1_with_one_line_and_no_outputs(tiny_model_dir, tmp_path):
@@ -88,9 +88,9 @@ def test_cli_untrained_ratio_exits_1_with_one_line_and_no_outputs(tiny_model_dir
 @pytest.mark.slow
 def test_cli_writes_report_csv_png_and_samples(tiny_model_dir, tmp_path):
     from tests.model.ft_samples import write_samples
-    from tokenskip.finetuning import run_finetune
-    from tokenskip.modeling import load_tokenizer
-    from tokenskip.params import FinetuneParams
+    from tokenskip.core.hf import load_tokenizer
+    from tokenskip.core.params import FinetuneParams
+    from tokenskip.finetune.training import run_finetune
 
     samples = write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "train.jsonl", 16)
     run_finetune(tiny_model_dir, samples, tmp_path / "tokenskip", tmp_path / "ckpt",
@@ -101,7 +101,7 @@ def test_cli_writes_report_csv_png_and_samples(tiny_model_dir, tmp_path):
     (tmp_path / "data" / "synthetic" / "test.jsonl").write_text("\n".join(lines) + "\n")
     params = {"data": {"n_test": 2},
               "evaluate": {"ratios": [0.5], "batch_size": 2, "max_new_tokens": 8, "latency_samples": 1,
-                           "truncation_ratios": [0.5, 0.9], "n_samples_per_ratio": 1}}
+                           "truncation_ratios": [0.5, 0.9], "n_outputs_per_condition": 1}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run = subprocess.run(evaluate_command(tiny_model_dir, tmp_path / "tokenskip", tmp_path),
                          capture_output=True, text=True, timeout=300)
@@ -111,4 +111,4 @@ def test_cli_writes_report_csv_png_and_samples(tiny_model_dir, tmp_path):
     assert {"truncation_0.5", "truncation_0.9"} <= set(report["baselines"])
     assert (tmp_path / "pareto.csv").read_text().splitlines()[0] == "method,g,mean_tokens,accuracy"
     assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 2 + 6
+    assert len((tmp_path / "outputs.jsonl").read_text().splitlines()) == 2 + 6

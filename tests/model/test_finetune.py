@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.model.ft_samples import write_samples
-from tokenskip.errors import TokenSkipError
-from tokenskip.params import DEFAULT_INSTRUCTION, FinetuneParams
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import DEFAULT_INSTRUCTION, FinetuneParams
 
 FAST = dict(learning_rate=3e-3, epochs=1, batch_size=8, gradient_accumulation_steps=1,
             max_length=160, save_steps=2, logging_steps=1, warmup_ratio=0.1)
@@ -19,7 +19,7 @@ FAST = dict(learning_rate=3e-3, epochs=1, batch_size=8, gradient_accumulation_st
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from tokenskip.modeling import load_tokenizer
+    from tokenskip.core.hf import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -30,7 +30,7 @@ def samples(tokenizer, tmp_path_factory) -> Path:
 
 
 def test_loss_covers_completion_and_eos_only(tokenizer):
-    from tokenskip.finetuning import IGNORE_INDEX, encode_sample
+    from tokenskip.finetune.training import IGNORE_INDEX, encode_sample
 
     encoded = encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", "2 + 3 = 5", 512)
     prompt_len = len(tokenizer("<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
@@ -44,8 +44,8 @@ def test_loss_covers_completion_and_eos_only(tokenizer):
 
 
 def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, tmp_path):
-    from tokenskip.finetuned import load_finetuned
-    from tokenskip.finetuning import run_finetune
+    from tokenskip.core.hf import load_finetuned
+    from tokenskip.finetune.training import run_finetune
 
     params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, merge=True, **FAST)
     out = tmp_path / "tokenskip"
@@ -70,8 +70,8 @@ def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, 
 
 
 def test_full_finetune_trains_every_parameter(tiny_model_dir, samples, tmp_path):
-    from tokenskip.finetuned import finetuned_kind
-    from tokenskip.finetuning import run_finetune
+    from tokenskip.core.hf import finetuned_kind
+    from tokenskip.finetune.training import run_finetune
 
     result = run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
                           FinetuneParams(method="full", **FAST))
@@ -81,9 +81,10 @@ def test_full_finetune_trains_every_parameter(tiny_model_dir, samples, tmp_path)
 
 
 def test_adapter_for_another_base_model_is_one_clear_error(tiny_model_dir, samples, tmp_path):
-    from tokenskip.bootstrap.build import TINY_PARAMS, save_bootstrap, synthetic_problems, train_bootstrap
-    from tokenskip.finetuned import load_finetuned
-    from tokenskip.finetuning import run_finetune
+    from tests.fixtures.tiny_models import TINY_PARAMS, synthetic_problems
+    from tokenskip.base_model.build import save_bootstrap, train_bootstrap
+    from tokenskip.core.hf import load_finetuned
+    from tokenskip.finetune.training import run_finetune
 
     run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
                  FinetuneParams(method="lora", merge=False, **FAST))
@@ -102,7 +103,7 @@ def test_adapter_for_another_base_model_is_one_clear_error(tiny_model_dir, sampl
      ([{"id": "a", "ratio": 1.5, "prompt": "p", "completion": "c"}], "field 'ratio'")],
 )
 def test_bad_samples_stop_with_one_line(tmp_path, lines, message):
-    from tokenskip.finetuning import read_samples
+    from tokenskip.finetune.training import read_samples
 
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -45,9 +45,8 @@ def test_two_processes_match_one_process(tiny_model_dir, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from tokenskip.finetuned import load_finetuned
-    from tokenskip.generation import generate_greedy
-    from tokenskip.modeling import load_tokenizer
+    from tokenskip.core.decoding import generate_greedy
+    from tokenskip.core.hf import load_finetuned, load_tokenizer
 
     write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "samples.jsonl", 48)
     config = REPO / "infra" / "accelerate"

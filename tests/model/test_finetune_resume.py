@@ -25,7 +25,7 @@ def finetune_command(base: Path, tmp: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_total_steps(tiny_model_dir, tmp_path):
-    from tokenskip.modeling import load_tokenizer
+    from tokenskip.core.hf import load_tokenizer
 
     write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "samples.jsonl", 24)
     finetune = {"method": "lora", "lora_rank": 4, "learning_rate": 0.002, "epochs": 3, "batch_size": 4,

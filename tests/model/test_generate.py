@@ -8,15 +8,17 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenskip.cli import app
-from tokenskip.cot_generation import Checkpoint, cot_record, decode_resumable, run_fingerprint
-from tokenskip.data import Problem, split_gold
-from tokenskip.errors import TokenSkipError
-from tokenskip.generation import Generation
-from tokenskip.io import write_jsonl
-from tokenskip.modeling import load_causal_lm
-from tokenskip.params import DEFAULT_INSTRUCTION
-from tokenskip.prompts import build_prompt
-from tokenskip.synthetic import generate_problems
+from tokenskip.core.decoding import Generation
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import load_causal_lm
+from tokenskip.core.io import write_jsonl
+from tokenskip.core.params import DEFAULT_INSTRUCTION
+from tokenskip.core.problems import Problem, split_gold
+from tokenskip.core.prompts import build_prompt
+from tokenskip.core.records import cot_record
+from tokenskip.data.synthetic import generate_problems
+from tokenskip.generate.checkpoint import Checkpoint, run_fingerprint
+from tokenskip.generate.engines import decode_transformers
 
 
 class Killed(Exception):
@@ -39,23 +41,23 @@ def test_resume_after_kill_writes_identical_records(tiny, tmp_path: Path) -> Non
     prompts = [build_prompt(tokenizer, p.question, DEFAULT_INSTRUCTION) for p in problems]
     fingerprint = run_fingerprint({"name": "tiny"}, prompts, 2, 12)
 
-    full, _, _ = decode_resumable(model, tokenizer, prompts, 2, 12, Checkpoint(tmp_path / "a.ckpt", fingerprint))
+    full, _, _, _ = decode_transformers(model, tokenizer, prompts, 2, 12, Checkpoint(tmp_path / "a.ckpt", fingerprint))
 
     def kill_after_first(indices: list[int]) -> None:
         raise Killed
 
     with pytest.raises(Killed):
-        decode_resumable(model, tokenizer, prompts, 2, 12, Checkpoint(tmp_path / "b.ckpt", fingerprint),
+        decode_transformers(model, tokenizer, prompts, 2, 12, Checkpoint(tmp_path / "b.ckpt", fingerprint),
                          on_batch=kill_after_first)
     resumed_checkpoint = Checkpoint(tmp_path / "b.ckpt", fingerprint)
     assert len(resumed_checkpoint.done) == 2
     decoded_batches: list[list[int]] = []
-    resumed, _, from_checkpoint = decode_resumable(model, tokenizer, prompts, 2, 12, resumed_checkpoint,
+    resumed, _, from_checkpoint, _ = decode_transformers(model, tokenizer, prompts, 2, 12, resumed_checkpoint,
                                                    on_batch=decoded_batches.append)
     assert from_checkpoint == 2 and len(decoded_batches) == 2  # only the 2 unfinished batches ran again
 
     for name, generations in (("full.jsonl", full), ("resumed.jsonl", resumed)):
-        write_jsonl(tmp_path / name, [cot_record(p, g, tokenizer) for p, g in zip(problems, generations, strict=True)])
+        write_jsonl(tmp_path / name, [cot_record(p, g.text, tokenizer) for p, g in zip(problems, generations, strict=True)])
     assert (tmp_path / "full.jsonl").read_bytes() == (tmp_path / "resumed.jsonl").read_bytes()
 
 

@@ -13,15 +13,18 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenskip.cli import app
-from tokenskip.cot_generation import Checkpoint, cot_record, decode_resumable, run_fingerprint
-from tokenskip.data import Problem, extract_prediction, split_gold
-from tokenskip.generation import Generation, generate_greedy
-from tokenskip.io import write_jsonl
-from tokenskip.modeling import load_causal_lm
-from tokenskip.params import DEFAULT_INSTRUCTION, GenerateParams
-from tokenskip.prompts import build_prompt
-from tokenskip.ray_generation import KILL_MARKER_ENV, KILL_SHARD_ENV, decode_ray, plan_shards
-from tokenskip.synthetic import generate_problems
+from tokenskip.core.answers import extract_prediction
+from tokenskip.core.decoding import Generation, generate_greedy
+from tokenskip.core.hf import load_causal_lm
+from tokenskip.core.io import write_jsonl
+from tokenskip.core.params import DEFAULT_INSTRUCTION, GenerateParams
+from tokenskip.core.problems import Problem, split_gold
+from tokenskip.core.prompts import build_prompt
+from tokenskip.core.records import cot_record
+from tokenskip.data.synthetic import generate_problems
+from tokenskip.generate.checkpoint import Checkpoint, run_fingerprint
+from tokenskip.generate.engines import decode_transformers
+from tokenskip.generate.ray_engine import KILL_MARKER_ENV, KILL_SHARD_ENV, decode_ray, plan_shards
 
 N, BATCH, SHARD, MAX_NEW = 14, 2, 4, 16  # 4 shards of 2 batches (the last one: 1 batch)
 GEN = GenerateParams(batch_size=BATCH, shard_size=SHARD, max_new_tokens=MAX_NEW, backend="ray",
@@ -80,7 +83,7 @@ def _prompts(tokenizer, problems: list[Problem]) -> list[str]:
 
 
 def _records_bytes(path: Path, problems: list[Problem], generations: list[Generation], tokenizer) -> bytes:
-    write_jsonl(path, [cot_record(p, g, tokenizer) for p, g in zip(problems, generations, strict=True)])
+    write_jsonl(path, [cot_record(p, g.text, tokenizer) for p, g in zip(problems, generations, strict=True)])
     return path.read_bytes()
 
 
@@ -135,7 +138,7 @@ def test_ray_resumes_a_checkpoint_and_retries_a_worker_killed_mid_shard(
     problems = _problems()
     prompts = _prompts(tokenizer, problems)
     fingerprint = run_fingerprint({"name": "random"}, prompts, BATCH, MAX_NEW)
-    full, _, _ = decode_resumable(model, tokenizer, prompts, BATCH, MAX_NEW, Checkpoint(tmp_path / "a", fingerprint))
+    full, _, _, _ = decode_transformers(model, tokenizer, prompts, BATCH, MAX_NEW, Checkpoint(tmp_path / "a", fingerprint))
     calls = []
 
     def stop_after_two_batches(indices: list[int]) -> None:
@@ -144,7 +147,7 @@ def test_ray_resumes_a_checkpoint_and_retries_a_worker_killed_mid_shard(
             raise Killed
 
     with pytest.raises(Killed):  # the single-process run checkpoints shard 0's two batches, then dies
-        decode_resumable(model, tokenizer, prompts, BATCH, MAX_NEW, Checkpoint(tmp_path / "b", fingerprint),
+        decode_transformers(model, tokenizer, prompts, BATCH, MAX_NEW, Checkpoint(tmp_path / "b", fingerprint),
                          on_batch=stop_after_two_batches)
     marker = tmp_path / "killed.pid"
     monkeypatch.setenv(KILL_SHARD_ENV, "1")  # the worker SIGKILLs itself after shard 1's first batch, once

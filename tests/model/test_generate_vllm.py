@@ -11,14 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenskip.cli import app
-from tokenskip.cot_generation import Checkpoint
-from tokenskip.errors import TokenSkipError
-from tokenskip.generation import generate_greedy
-from tokenskip.io import write_jsonl
-from tokenskip.modeling import load_causal_lm
-from tokenskip.params import DEFAULT_INSTRUCTION, GenerateParams
-from tokenskip.prompts import build_prompt
-from tokenskip.synthetic import generate_problems
+from tokenskip.core.decoding import generate_greedy
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import load_causal_lm
+from tokenskip.core.io import write_jsonl
+from tokenskip.core.params import DEFAULT_INSTRUCTION, GenerateParams
+from tokenskip.core.prompts import build_prompt
+from tokenskip.data.synthetic import generate_problems
+from tokenskip.generate.checkpoint import Checkpoint
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -40,7 +40,7 @@ def test_vllm_backend_without_vllm_fails_naming_the_param(tiny_model_dir: Path, 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (GPU boxes only)")
 def test_vllm_decodes_every_question_in_order(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tokenskip.vllm_generation import decode_vllm
+    from tokenskip.generate.vllm_engine import decode_vllm
 
     model, tokenizer = load_causal_lm(str(tiny_model_dir))
     prompts = [build_prompt(tokenizer, r["question"], DEFAULT_INSTRUCTION) for r in generate_problems(11, 12)]

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.tiny_models import build_tiny_token_classifier
 from tokenskip.cli import app
-from tokenskip.data import split_gold
-from tokenskip.errors import TokenSkipError
-from tokenskip.io import read_json, read_jsonl
-from tokenskip.synthetic import generate_problems
-from tokenskip.tiny_models import build_tiny_token_classifier
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.io import read_json, read_jsonl
+from tokenskip.core.problems import split_gold
+from tokenskip.data.synthetic import generate_problems
 
 
 def _cots(path: Path, n: int = 12, empty_at: int | None = None) -> Path:

@@ -6,12 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.modeling import load_causal_lm
-from tokenskip.pruning import split_words, token_word_map
-from tokenskip.scorers import LLMLingua2Scorer, SelfInformationScorer, load_token_classifier, make_scorer
-from tokenskip.synthetic import generate_problems
-from tokenskip.tiny_models import build_tiny_token_classifier
+from tests.fixtures.tiny_models import build_tiny_token_classifier
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import load_causal_lm
+from tokenskip.data.synthetic import generate_problems
+from tokenskip.prune.pruning import split_words, token_word_map
+from tokenskip.prune.scorers import (
+    LLMLingua2Scorer,
+    SelfInformationScorer,
+    load_token_classifier,
+    make_scorer,
+)
 
 COTS = [r["answer"].rsplit("####", 1)[0].strip() for r in generate_problems(11, 40)]
 

@@ -126,7 +126,7 @@ def write_workspace(
     samples = [
         {"method": "tokenskip", "g": g, "id": f"q{i}", "output": "1 + 1 = 2"} for g in RUN_1 for i in range(2)
     ]
-    (reports / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (reports / "outputs.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     if (root / "params.yaml").exists():
         return root
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -150,8 +150,8 @@ def workspace(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPa
 
 def run_register(root: Path) -> dict:
     """``tokenskip register`` in-process on the workspace (as dvc.yaml calls it); returns register.json."""
-    from tokenskip.params import load_params
-    from tokenskip.registration import RegisterInputs, register
+    from tokenskip.core.params import load_params
+    from tokenskip.register.registration import RegisterInputs, register
 
     params_path = root / "params.yaml"
     inputs = RegisterInputs(

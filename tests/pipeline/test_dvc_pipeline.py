@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from flows.support import CANONICAL_STAGES
 from tests.pipeline.flow_helpers import DVC, run
-from tokenskip.flow_support import CANONICAL_STAGES
 
 
 def _dvc(repo_root: Path) -> dict:

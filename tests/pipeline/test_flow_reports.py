@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.flow_reports import (
+from flows.reports import (
     champion_line,
     champion_of,
     evaluation_markdown,
@@ -17,6 +16,7 @@ from tokenskip.flow_reports import (
     read_report,
     validation_markdown,
 )
+from tokenskip.core.errors import TokenSkipError
 
 EVALUATE = {
     "n_test": 500,

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.flow_helpers import make_toy_repo
-from tokenskip.errors import TokenSkipError
-from tokenskip.flow_support import (
+from flows.support import (
     CANONICAL_STAGES,
     StageFailed,
     is_input_error,
@@ -23,6 +21,8 @@ from tokenskip.flow_support import (
     run_streaming,
     stage_env,
 )
+from tests.pipeline.flow_helpers import make_toy_repo
+from tokenskip.core.errors import TokenSkipError
 
 
 def test_plan_runs_canonical_order_and_reports_missing_stages() -> None:

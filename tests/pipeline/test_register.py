@@ -12,8 +12,8 @@ import pytest
 
 from tests.pipeline.flow_helpers import free_port
 from tests.pipeline.mlflow_fixtures import REGISTER_CMD, REPO, register_on, run_register, write_workspace
-from tokenskip.errors import TokenSkipError
-from tokenskip.params import load_params
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert run.data.tags["mlflow.parentRunId"] == report["parent_run_id"]
     assert run.data.metrics["accuracy"] == 0.76 and run.data.metrics["token_reduction"] == pytest.approx(0.4)
     assert {"latency_s", "throughput_tok_s", "accuracy_drop", "mean_cot_tokens"} <= set(run.data.metrics)
-    assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "samples.jsonl"]
+    assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "outputs.jsonl"]
     loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
     assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
     lora_rank = load_params(REPO / "params.yaml").finetune.lora_rank  # the params the run was given
@@ -74,7 +74,7 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert {"git_commit", "dvc_lock_sha256", "dataset", "model"} <= set(parent.data.tags)
     assert parent.data.metrics["baseline.truncation_0.5.accuracy"] == 0.05
     reports = {a.path for a in mc.list_artifacts(report["parent_run_id"], "reports")}
-    assert {"reports/pareto.png", "reports/validation", "reports/samples.jsonl"} <= reports
+    assert {"reports/pareto.png", "reports/validation", "reports/outputs.jsonl"} <= reports
 
     assert report["champion"] == {"version": champion.version, "ratio": 0.6, "from_this_run": True}
     roles = {v["ratio"]: (v["verdict"], v["role"], v["alias"]) for v in report["versions"]}

@@ -5,13 +5,8 @@ import json
 import pytest
 
 from tests.conftest import SHARED_GSM8K
-from tokenskip.data import (
-    answers_match,
-    extract_prediction,
-    split_cot,
-    split_gold,
-    strip_calculator_markup,
-)
+from tokenskip.core.answers import answers_match, extract_prediction, split_cot
+from tokenskip.core.problems import split_gold, strip_calculator_markup
 
 
 def test_gold_and_markup() -> None:
@@ -79,3 +74,18 @@ def test_checker_agrees_with_labels_on_real_model_solutions() -> None:
                     total += 1
     assert total > 300
     assert agree / total >= 0.97
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "3 + 5 = 8 apples.\nThe final answer is: \\boxed{8}",
+        "He has 3 + 5 = 8.\nSo the answer is 8.\nThe final answer is: \\boxed{8}",
+        "First 2 * 3 = 6, the final answer is: 6 is wrong.\nThe final answer is: \\boxed{7}",
+        "no answer line at all 12",
+    ],
+)
+def test_served_model_splits_cot_and_answer_as_evaluation_does(output: str) -> None:
+    from tokenskip.register.pyfunc_model import split_answer
+
+    assert split_answer(output) == (split_cot(output)[0], extract_prediction(output))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tokenskip.gate import RatioResult, Thresholds, judge, judge_all, promotion_order
+from tokenskip.register.gate import RatioResult, Thresholds, judge, judge_all, promotion_order
 
 REF = RatioResult(ratio=1.0, accuracy=0.80, mean_cot_tokens=100.0, actual_ratio=1.0)
 TH = Thresholds(max_accuracy_drop=0.05, min_token_reduction=0.2)

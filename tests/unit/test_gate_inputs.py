@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.prompts import ratio_key
-from tokenskip.registration import flatten
-from tokenskip.registry import ratio_results, registered_model_name
-from tokenskip.tracking import Retry, is_transient, with_retries
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.prompts import ratio_key
+from tokenskip.register.registration import flatten
+from tokenskip.register.registry import ratio_results, registered_model_name
+from tokenskip.register.tracking import Retry, is_transient, with_retries
 
 ROW = {
     "accuracy": 0.8,
@@ -113,7 +113,7 @@ def test_with_retries_does_not_retry_real_errors() -> None:
 def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """mlflow.set_tracking_uri(None) unsets MLFLOW_TRACKING_URI: the stage must leave it as it was."""
     import mlflow
-    from tokenskip.tracking import globally
+    from tokenskip.register.tracking import globally
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -147,7 +147,7 @@ def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch,
     ],
 )
 def test_gate_and_mlflow_params_out_of_range_are_rejected(raw: dict, expected: str) -> None:
-    from tokenskip.params import parse_params
+    from tokenskip.core.params import parse_params
 
     with pytest.raises(TokenSkipError) as info:
         parse_params(raw, "p.yaml")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokenskip.errors import TokenSkipError
-from tokenskip.params import load_params, parse_params
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.params import load_params, parse_params
 
 
 def test_default_params_parse(repo_root: Path) -> None:

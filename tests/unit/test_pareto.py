@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from tokenskip.pareto import baseline_ratio, pareto_rows, plot_pareto, write_pareto_csv
+from tokenskip.evaluate.pareto import baseline_ratio, pareto_rows, plot_pareto, write_pareto_csv
 
 
 def metrics(acc: float, tokens: float) -> dict:

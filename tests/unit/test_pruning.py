@@ -2,7 +2,7 @@
 
 import pytest
 
-from tokenskip.pruning import (
+from tokenskip.prune.pruning import (
     forced_mask,
     join_words,
     prune_to_ratio,
@@ -114,7 +114,7 @@ def test_token_word_map_assigns_overlapping_tokens() -> None:
 def test_record_ratio_is_measured_on_the_retokenized_text() -> None:
     """Line breaks kept in dropped stretches cost tokens the word budget does not see;
     the calibrated budget still lands the re-tokenized share at (or just under) g."""
-    from tokenskip.pruning import prune_record
+    from tokenskip.prune.pruning import prune_record
 
     cot = "\n".join(f"Step {i}: we carefully add the two small values here and note it." for i in range(12))
     words = split_words(cot)

@@ -1,0 +1,243 @@
+"""Pure helpers of the Prefect flow (flows/pipeline.py): which DVC stages to run, how to run
+``dvc repro <stage>`` as a streamed, time-limited subprocess, and what its output says.
+
+Nothing here imports Prefect or MLflow, so it is testable without a server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tokenskip.core.errors import TokenSkipError
+
+CANONICAL_STAGES: tuple[str, ...] = (
+    "base-model",
+    "generate",
+    "prune",
+    "validate",
+    "finetune",
+    "evaluate",
+    "register",
+)
+TAIL_LINES = 30
+
+_RAN = re.compile(r"^Running stage '([^']+)'")
+_UNCHANGED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+_RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run, checking out outputs")
+# deterministic failures: the CLI's one-line input error, and data that failed validation
+_DETERMINISTIC = re.compile(r"^(error: |validate: \d+ of \d+ expectations failed)")
+
+
+class StageFailed(Exception):
+    """A ``dvc repro <stage>`` that exited non-zero or ran past its time limit.
+
+    ``transient`` is False for a deterministic input error (the tokenskip CLI printed an
+    ``error: ...`` line): retrying would fail the same way, so the flow does not retry it.
+    """
+
+    def __init__(self, stage: str, reason: str, tail: Sequence[str], transient: bool) -> None:
+        self.stage = stage
+        self.reason = reason
+        self.tail = list(tail)
+        self.transient = transient
+        last = "\n".join(self.tail[-15:])
+        super().__init__(f"stage {stage!r} {reason}; last output lines:\n{last}")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """The stages the flow runs (canonical order), those not in dvc.yaml yet, and unknown ones."""
+
+    stages: list[str]
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What one ``dvc repro <stage>`` did: its wall seconds and each stage's status."""
+
+    stage: str
+    seconds: float
+    statuses: dict[str, str]
+    attempts: int = 1
+
+    @property
+    def ran(self) -> bool:
+        """True when DVC actually executed the stage's command (it was not up to date)."""
+        return self.statuses.get(self.stage) == "ran"
+
+
+def read_dvc_stages(repo: Path) -> list[str]:
+    """The stage names declared in ``repo/dvc.yaml``, in file order."""
+    path = Path(repo) / "dvc.yaml"
+    if not path.is_file():
+        raise TokenSkipError(f"{path}: not found (is {repo} the repository root?)")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TokenSkipError(f"{path}: not valid YAML ({exc})") from None
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        raise TokenSkipError(f"{path}: stages: must be a mapping of stage names")
+    return list(stages)
+
+
+def plan_stages(available: Sequence[str], requested: Sequence[str] | None = None) -> StagePlan:
+    """Order the stages to run: canonical order first, then stages unknown to the flow.
+
+    ``requested`` (None = all) limits the run; naming a stage that is neither canonical nor in
+    dvc.yaml is an error. Canonical stages missing from dvc.yaml are reported, not run.
+    """
+    wanted = list(CANONICAL_STAGES) + [s for s in available if s not in CANONICAL_STAGES]
+    if requested is not None:
+        unknown = [s for s in requested if s not in wanted]
+        if unknown:
+            raise TokenSkipError(f"flow parameter stages: unknown stage(s) {unknown}; known: {wanted}")
+        wanted = [s for s in wanted if s in requested]
+    return StagePlan(
+        stages=[s for s in wanted if s in available],
+        missing=[s for s in wanted if s in CANONICAL_STAGES and s not in available],
+        extra=[s for s in wanted if s not in CANONICAL_STAGES],
+    )
+
+
+def parse_repro_output(lines: Sequence[str]) -> dict[str, str]:
+    """Per stage, what ``dvc repro`` did: ``ran``, ``unchanged`` or ``restored`` (from run-cache)."""
+    statuses: dict[str, str] = {}
+    for line in lines:
+        text = line.strip()
+        for pattern, status in ((_RAN, "ran"), (_UNCHANGED, "unchanged"), (_RESTORED, "restored")):
+            match = pattern.match(text)
+            if match:
+                statuses[match.group(1)] = status
+    return statuses
+
+
+def is_input_error(tail: Sequence[str]) -> bool:
+    """True when the stage failed on bad input (the CLI's one ``error: ...`` line) or on data
+    that failed validation: retrying would fail the same way."""
+    return any(_DETERMINISTIC.match(line) for line in tail)
+
+
+def tool_path(name: str) -> str:
+    """The executable ``name`` next to this Python (the project's venv), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def stage_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The stage subprocess environment: ``base`` + ``extra``, this venv's bin first on PATH.
+
+    Putting the venv first means dvc.yaml's ``tokenskip ...`` commands run the same install
+    as the flow, whoever starts it (make, a Prefect worker, a served deployment).
+    """
+    env = dict(base)
+    env.update(extra)
+    bin_dir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "")
+    if bin_dir not in path.split(os.pathsep):
+        env["PATH"] = os.pathsep.join(p for p in (bin_dir, path) if p)
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def resolve_tracking_uri(configured: str, repo: Path, env: Mapping[str, str]) -> str:
+    """MLFLOW_TRACKING_URI if set, else params' URI; a relative sqlite/file path is made
+    absolute against the repository so the flow and the stages open the same store."""
+    uri = env.get("MLFLOW_TRACKING_URI") or configured
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((Path(repo) / uri[len("sqlite:///") :]).resolve())
+    if "://" not in uri:
+        return (Path(repo) / uri).resolve().as_uri()
+    return uri
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def run_streaming(
+    cmd: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    on_line: Callable[[str], None],
+) -> tuple[int | None, list[str], float]:
+    """Run ``cmd``, passing each output line (stdout+stderr) to ``on_line`` as it comes.
+
+    Returns (exit code or None on timeout, the last TAIL_LINES lines, wall seconds). On timeout
+    the whole process group (DVC and the stage it started) is terminated.
+    """
+    start = time.monotonic()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    proc = subprocess.Popen(
+        list(cmd), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            # progress bars redraw with \r: keep only the last state of the line
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n").split("\r")[-1].rstrip()
+            if line:
+                tail.append(line)
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code: int | None = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        code = None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    reader.join(timeout=10)
+    return code, list(tail), time.monotonic() - start
+
+
+def run_dvc_repro(
+    stage: str,
+    repo: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    on_line: Callable[[str], None],
+) -> StageRun:
+    """``dvc repro <stage>`` in ``repo``; raise StageFailed with the last lines if it fails."""
+    lines: list[str] = []
+
+    def collect(line: str) -> None:
+        lines.append(line)
+        on_line(line)
+
+    cmd = [tool_path("dvc"), "repro", stage]
+    code, tail, seconds = run_streaming(cmd, repo, env, timeout_s, collect)
+    if code is None:
+        raise StageFailed(stage, f"timed out after {timeout_s:g} s", tail, transient=True)
+    if code != 0:
+        raise StageFailed(stage, f"failed (dvc exit code {code})", tail, not is_input_error(tail))
+    return StageRun(stage=stage, seconds=round(seconds, 3), statuses=parse_repro_output(lines))

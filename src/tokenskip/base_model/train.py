@@ -1,0 +1,200 @@
+"""Step-budgeted training of the bootstrap model (loss on the completion side only).
+
+Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
+EOS, packed into fixed-length rows by :mod:`tokenskip.base_model.packing`. The loss may weight
+digit tokens more (``digit_loss_weight``): the answer hinges on them, and they are few.
+The binding budget is ``max_steps`` (same seed and params, same model, even on a busy CPU);
+``time_budget_s`` is only a safety cap, and when it stops training the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenskip.base_model.packing import IGNORE
+from tokenskip.core.params import BaseModelParams
+from tokenskip.core.progress import progress
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: steps, seconds, tokens/s, losses and why it stopped."""
+
+    steps: int
+    train_seconds: float
+    tokens: int
+    tokens_per_s: float
+    first_loss: float
+    final_loss: float
+    stopped_by: str
+    losses: list[float] = field(default_factory=list)
+
+
+def _schedule(step: int, warmup: int, total: int) -> float:
+    """Linear warmup, then cosine decay to 10% of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress_frac = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_frac)))
+
+
+class ExponentialAverage:
+    """An exponential moving average of a model's parameters (``decay`` per step).
+
+    The bootstrap model's last iterate is noisy late in training; saving the average over the
+    last few hundred steps instead helped in some measured runs and not in others (issue #3),
+    so it is off by default (``base_model.ema_decay: 0``).
+    """
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    def update(self, model: Any) -> None:
+        """Move the average toward the model's current parameters."""
+        import torch
+
+        with torch.no_grad():
+            for average, param in zip(self.shadow, model.parameters(), strict=True):
+                average.lerp_(param.detach(), 1.0 - self.decay)
+
+    def copy_to(self, model: Any) -> None:
+        """Load the averaged parameters into ``model``."""
+        import torch
+
+        with torch.no_grad():
+            for average, param in zip(self.shadow, model.parameters(), strict=True):
+                param.copy_(average)
+
+
+def _batches(rows: int, batch_size: int, seed: int):
+    """Endless seeded row-index batches, reshuffled every epoch."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(rows, generator=generator)
+        for start in range(0, rows - batch_size + 1, batch_size):
+            yield perm[start : start + batch_size]
+        if rows < batch_size:
+            yield perm
+
+
+def count_labeled(labels: Any) -> int:
+    """Positions that carry loss in a causal-LM batch (labels shifted by one, ``-100`` ignored)."""
+    return int((labels[:, 1:] != IGNORE).sum())
+
+
+def token_loss_weights(labels: Any, digit_ids: Sequence[int], digit_weight: float) -> Any:
+    """Per-position loss weights: ``digit_weight`` where the label is a digit token, 1 on other
+    labeled positions, 0 where the label is ignored (prompt, padding)."""
+    import torch
+
+    weights = torch.ones(labels.shape, dtype=torch.float32)
+    weights[torch.isin(labels, torch.tensor(list(digit_ids)))] = digit_weight
+    weights[labels == IGNORE] = 0.0
+    return weights
+
+
+def _step_loss(
+    model: Any, input_ids: Any, labels: Any, loss_weights: Any | None, index: Any, local: Any
+) -> Any:
+    """This process's part of the loss of the global batch ``index`` (its rows ``local``).
+
+    Scaled so that the sum over processes is the (weighted) mean over the whole global batch.
+    """
+    if loss_weights is None:
+        share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
+        return model(input_ids=input_ids[local], labels=labels[local]).loss * share
+    import torch
+
+    logits = model(input_ids=input_ids[local]).logits[:, :-1].float()
+    targets = labels[local][:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    weights = loss_weights[local][:, 1:].reshape(-1)
+    return (per_token * weights).sum() / loss_weights[index][:, 1:].sum().clamp_min(1e-9)
+
+
+def train_steps(
+    model: Any,
+    input_ids: Any,
+    labels: Any,
+    params: BaseModelParams,
+    on_log: Callable[[int, float, float], None] | None = None,
+    sync: Callable[[Any, float, bool], tuple[float, bool]] | None = None,
+    rank: int = 0,
+    world: int = 1,
+    loss_weights: Any | None = None,
+) -> TrainResult:
+    """The training loop of one process: rank ``rank`` of ``world`` takes rows ``rank::world``
+    of every global batch; ``sync(model, loss, stop)`` sums gradients and losses over processes.
+
+    Each process's loss is scaled by its share of the global batch's labeled positions, so the
+    summed gradient is the gradient of the mean over the whole global batch (as with one process).
+    """
+    import torch
+
+    torch.manual_seed(params.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay, betas=(0.9, 0.95)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _schedule(s, params.warmup_steps, params.max_steps)
+    )
+    averaged = ExponentialAverage(model, params.ema_decay) if params.ema_decay else None
+    losses: list[float] = []
+    tokens, stopped_by = 0, "max_steps"
+    bar = progress(total=params.max_steps, desc="base-model train", unit="step", enabled=rank == 0)
+    started = time.perf_counter()
+    batches = _batches(input_ids.shape[0], params.batch_size, params.seed)
+    for step in range(params.max_steps):
+        index = next(batches)
+        local = index[rank::world]
+        loss = _step_loss(model, input_ids, labels, loss_weights, index, local)
+        loss.backward()
+        elapsed = time.perf_counter() - started
+        stop = elapsed > params.time_budget_s and step + 1 < params.max_steps
+        loss_value, stop = (loss.item(), stop) if sync is None else sync(model, loss.item(), stop)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if averaged is not None:
+            averaged.update(model)
+        losses.append(loss_value)
+        tokens += index.numel() * input_ids.shape[1]
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
+        if on_log is not None and rank == 0 and (step + 1) % 50 == 0:
+            on_log(step + 1, sum(losses[-50:]) / len(losses[-50:]), tokens / max(elapsed, 1e-9))
+        if stop:
+            stopped_by = "time_budget"
+            break
+    bar.close()
+    if averaged is not None:
+        averaged.copy_to(model)
+    model.eval()
+    return summarize(losses, tokens, time.perf_counter() - started, stopped_by)
+
+
+def summarize(losses: list[float], tokens: int, seconds: float, stopped_by: str) -> TrainResult:
+    """A TrainResult from the per-step losses, tokens seen and wall seconds."""
+    tail = losses[-20:]
+    return TrainResult(
+        steps=len(losses),
+        train_seconds=round(seconds, 2),
+        tokens=tokens,
+        tokens_per_s=round(tokens / max(seconds, 1e-9), 1),
+        first_loss=losses[0],
+        final_loss=sum(tail) / len(tail),
+        stopped_by=stopped_by,
+        losses=losses,
+    )

@@ -1,0 +1,160 @@
+"""Hugging Face loading from one place: device, tokenizer, causal LM, the base-model pointer and
+the fine-tuned model, plus the names of the on-disk layouts their writers and readers share.
+
+The ``base-model`` stage leaves either a model folder (bootstrap) or a pointer file
+``model.json`` (``{"name", "revision"}``) in its output folder; every later stage
+calls :func:`resolve_base_model` on that folder and :func:`load_causal_lm` on the result.
+
+The ``finetune`` stage leaves ``model/`` (a full Hugging Face causal-LM folder: merged LoRA or a
+full fine-tune), and/or ``adapter/`` (a PEFT LoRA adapter over the base model), and the manifest
+``tokenskip.json``. :func:`load_finetuned` prefers ``model/``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from tokenskip.core.errors import TokenSkipError
+
+POINTER_FILE = "model.json"  # base-model's record of a named model: {"name", "revision", "path"}
+MODEL_SUBDIR = "model"  # finetune: full causal-LM folder (merged LoRA or full fine-tune)
+ADAPTER_SUBDIR = "adapter"  # finetune: PEFT LoRA adapter over the base model
+ADAPTER_CONFIG = "adapter_config.json"
+MANIFEST_FILE = "tokenskip.json"  # finetune: {"method", "base", "revision", "ratios", "steps"}
+
+
+def pick_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_base_model(base_dir: str | Path) -> tuple[str, str | None]:
+    """Return (name or path, revision) of the base model recorded in ``base_dir``."""
+    folder = Path(base_dir)
+    if (folder / "config.json").is_file():
+        return str(folder), None
+    pointer = folder / POINTER_FILE
+    if not pointer.is_file():
+        raise TokenSkipError(f"{folder}: no model (config.json) and no {POINTER_FILE}; run base-model")
+    record = json.loads(pointer.read_text(encoding="utf-8"))
+    if not record.get("name"):
+        raise TokenSkipError(f"{pointer}: field 'name' is missing")
+    return record.get("path") or record["name"], record.get("revision")
+
+
+def load_tokenizer(name: str, revision: str | None = None) -> Any:
+    """AutoTokenizer with left padding and a pad token; it must have a chat template."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise TokenSkipError(f"{name}: cannot load a tokenizer ({str(exc).splitlines()[0]})") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise TokenSkipError(f"{name}: tokenizer has no chat_template")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name: str, revision: str | None = None, device: str | None = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer): bf16 on CUDA, fp32 on CPU, eval mode, no remote code."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(name, revision)
+    device = device or pick_device()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            name, revision=revision, dtype=dtype, trust_remote_code=False
+        )
+    except (OSError, ValueError) as exc:
+        raise TokenSkipError(f"{name}: cannot load a causal LM ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval(), tokenizer
+
+
+def finetuned_kind(model_dir: str | Path) -> str:
+    """``model`` if a full model folder exists, ``adapter`` if only an adapter, else an error."""
+    folder = Path(model_dir)
+    if (folder / MODEL_SUBDIR / "config.json").is_file():
+        return MODEL_SUBDIR
+    if (folder / ADAPTER_SUBDIR / ADAPTER_CONFIG).is_file():
+        return ADAPTER_SUBDIR
+    raise TokenSkipError(
+        f"{folder}: no {MODEL_SUBDIR}/config.json and no {ADAPTER_SUBDIR}/{ADAPTER_CONFIG}; run finetune"
+    )
+
+
+def _attach_adapter(base_model: Any, adapter_dir: Path) -> Any:
+    """Apply the PEFT adapter; any mismatch with the base model is one clear error."""
+    from peft import PeftModel
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing adapter keys.*")
+        try:
+            model = PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=False)
+        except (RuntimeError, ValueError, KeyError, UserWarning) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TokenSkipError(
+                f"{adapter_dir}: adapter does not match the base model ({first[:200]})"
+            ) from None
+    return model
+
+
+def load_finetuned(model_dir: str | Path, base_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer) of the fine-tuned model in ``model_dir`` (eval mode).
+
+    Prefers ``model_dir/model`` (full folder); else base model from ``base_dir`` plus
+    the PEFT adapter in ``model_dir/adapter``. Raises TokenSkipError on a missing folder
+    or an adapter that does not fit the base model.
+    """
+    folder = Path(model_dir)
+    device = device or pick_device()
+    if finetuned_kind(folder) == MODEL_SUBDIR:
+        return load_causal_lm(str(folder / MODEL_SUBDIR), None, device)
+    adapter_dir = folder / ADAPTER_SUBDIR
+    try:
+        json.loads((adapter_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TokenSkipError(f"{adapter_dir / ADAPTER_CONFIG}: not valid JSON ({exc.msg})") from None
+    name, revision = resolve_base_model(base_dir)
+    base_model, tokenizer = load_causal_lm(name, revision, device)
+    if (adapter_dir / "tokenizer_config.json").is_file():
+        tokenizer = load_tokenizer(str(adapter_dir))
+    model = _attach_adapter(base_model, adapter_dir)
+    return model.to(device).eval(), tokenizer
+
+
+def trained_ratios(model_dir: str | Path) -> list[float] | None:
+    """The ratios recorded in the fine-tuned model's manifest, or None without a manifest."""
+    manifest = Path(model_dir) / MANIFEST_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        ratios = json.loads(manifest.read_text(encoding="utf-8")).get("ratios", [])
+    except json.JSONDecodeError as exc:
+        raise TokenSkipError(f"{manifest}: not valid JSON ({exc.msg})") from None
+    return [float(r) for r in ratios]
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tied weights are counted once."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def eos_token_ids(tokenizer: Any, generation_config: Any | None) -> list[int]:
+    """The ids that end a generation: the tokenizer's EOS and those of the generation config."""
+    configured = getattr(generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        configured = [configured]
+    ids: set[Any] = {tokenizer.eos_token_id, *(configured or [])}
+    ids.discard(None)
+    return sorted(ids)

@@ -1,0 +1,126 @@
+"""Atomic file writes and JSON Lines reading/writing with precise error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from tokenskip.core.errors import TokenSkipError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+    """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.chmod(tmp, 0o666 & ~_current_umask())
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def replace_dir(staged: str | Path, target: str | Path) -> None:
+    """Swap a finished ``staged`` folder in for ``target``: the old folder is renamed aside first
+    and removed after, so ``target`` is never a half-written or half-deleted folder."""
+    staged, target = Path(staged), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    staged.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_dir(target: str | Path) -> Iterator[Path]:
+    """A fresh folder next to ``target`` to write into; swapped in for ``target`` by
+    :func:`replace_dir` when the block succeeds, deleted when it raises. The one way a stage
+    replaces an output folder, so no reader ever sees a half-written one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(staged, 0o777 & ~_current_umask())
+    try:
+        yield staged
+        replace_dir(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records as JSON Lines atomically; return how many were written."""
+    count = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Write one JSON document atomically, pretty-printed with sorted keys."""
+    with atomic_open(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSON Lines file; every record must be an object holding the ``required`` fields.
+
+    Raises TokenSkipError naming the file, the line number and the field on any defect,
+    and on an empty file.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise TokenSkipError(f"{source}: file not found")
+    needed = tuple(required)
+    records: list[dict[str, Any]] = []
+    with source.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TokenSkipError(f"{source}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise TokenSkipError(f"{source}:{line_no}: record is not a JSON object")
+            for field in needed:
+                if field not in record or record[field] is None:
+                    raise TokenSkipError(f"{source}:{line_no}: missing field '{field}'")
+            records.append(record)
+    if not records:
+        raise TokenSkipError(f"{source}: empty file (no records)")
+    return records
+
+
+def read_json(path: str | Path) -> Any:
+    """Read one JSON document, with a clear error for a missing or malformed file."""
+    source = Path(path)
+    if not source.is_file():
+        raise TokenSkipError(f"{source}: file not found")
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TokenSkipError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None

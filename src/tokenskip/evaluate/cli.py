@@ -1,0 +1,61 @@
+"""``tokenskip evaluate``: each ratio g of the fine-tuned model against the base-model baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tokenskip.core.params import load_params
+
+
+def evaluate(
+    base: Path = typer.Option(Path("models/base"), help="Base model folder (baselines)"),
+    model: Path = typer.Option(Path("models/tokenskip"), help="Fine-tuned model folder (from finetune)"),
+    data: Path = typer.Option(Path("data"), help="Data folder: <dataset>/test.jsonl"),
+    report: Path = typer.Option(Path("reports/evaluate.json"), help="Report (DVC metric)"),
+    pareto: Path = typer.Option(Path("reports/pareto.csv"), help="Pareto CSV (DVC plot)"),
+    plot: Path = typer.Option(Path("reports/pareto.png"), help="Pareto PNG"),
+    outputs: Path = typer.Option(
+        Path("reports/outputs.jsonl"), help="A few evaluated outputs per condition (JSON Lines)"
+    ),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file"),
+) -> None:
+    """Accuracy, CoT tokens, actual ratio, latency (batch 1) and throughput per g and baseline."""
+    import torch
+
+    from tokenskip.core.hf import (
+        MANIFEST_FILE,
+        load_causal_lm,
+        load_finetuned,
+        pick_device,
+        resolve_base_model,
+        trained_ratios,
+    )
+    from tokenskip.core.io import write_json, write_jsonl
+    from tokenskip.core.problems import load_problems
+    from tokenskip.evaluate.conditions import check_ratios, evaluate_models
+    from tokenskip.evaluate.pareto import pareto_rows, plot_pareto, write_pareto_csv
+
+    settings = load_params(params)
+    check_ratios(settings.evaluate.ratios, settings.prune.ratios, f"{params}: prune.ratios")
+    trained = trained_ratios(model)
+    if trained is not None:
+        check_ratios(settings.evaluate.ratios, trained, str(model / MANIFEST_FILE))
+    test_file = data / settings.data.dataset / "test.jsonl"
+    problems = load_problems(test_file, f"{settings.data.dataset}-test")[: settings.data.n_test]
+    device = pick_device()
+    if device == "cpu":
+        torch.set_num_threads(settings.evaluate.threads)
+    tuned = load_finetuned(model, base, device)
+    base_pair = load_causal_lm(*resolve_base_model(base), device) if settings.evaluate.baselines else None
+    instruction = settings.model.instruction
+    payload, examples = evaluate_models(tuned, base_pair, problems, settings.evaluate, instruction)
+    rows = pareto_rows(payload)
+    write_jsonl(outputs, examples)
+    write_pareto_csv(pareto, rows)
+    plot_pareto(plot, rows, title=f"TokenSkip on {settings.data.dataset}")
+    write_json(report, payload)
+    summary = ", ".join(f"g={k}: acc {m['accuracy']:.3f} ratio {m['actual_ratio']:.2f}"
+                        for k, m in payload["ratios"].items())
+    typer.echo(f"evaluate on {len(problems)} problems: {summary} -> {report}")

@@ -1,0 +1,297 @@
+"""Ratio-conditioned fine-tuning: ``prompt(question) <eos> g <eos>`` -> compressed CoT + answer.
+
+The loss covers the completion tokens (and the closing EOS) only; prompt tokens are
+labelled -100. Training runs through the transformers ``Trainer`` (cosine schedule with
+warmup, checkpoints every ``save_steps``, resume from the last checkpoint), with PEFT LoRA
+on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N
+processes, tokenskip.finetune.distributed) the Trainer runs DDP: each global batch of
+``finetune.batch_size`` is split into N parts, gradients are all-reduced, and rank 0 alone writes
+checkpoints, the adapter/model and report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import ADAPTER_SUBDIR, MANIFEST_FILE, MODEL_SUBDIR, count_parameters
+from tokenskip.core.io import read_jsonl, staged_dir, write_json
+from tokenskip.core.params import FinetuneParams
+from tokenskip.core.progress import progress_enabled
+from tokenskip.core.records import SAMPLE_FIELDS
+from tokenskip.finetune.distributed import (
+    barrier,
+    check_batch_split,
+    describe,
+    local_rank,
+    threads_per_process,
+    world_size,
+)
+
+FINGERPRINT_FILE = "fingerprint.json"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class FinetuneResult:
+    """What a finetune run did, for reports/finetune.json."""
+
+    method: str
+    steps: int
+    seconds: float
+    tokens: int
+    final_loss: float | None
+    trainable_parameters: int
+    total_parameters: int
+    n_samples: int
+    truncated_samples: int
+    resumed_from_step: int = 0
+    device: str = "cpu"
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+    num_processes: int = 1
+    per_device_batch_size: int = 0
+    threads_per_process: int = 0
+    distributed: dict[str, Any] = field(default_factory=dict)
+
+
+def read_samples(path: str | Path) -> list[dict[str, Any]]:
+    """Read ``sample`` records; an empty file or an empty prompt/completion is one clear error."""
+    source = Path(path)
+    records = read_jsonl(source, required=SAMPLE_FIELDS)
+    for line_no, record in enumerate(records, start=1):
+        for name in ("prompt", "completion"):
+            if not isinstance(record[name], str) or not record[name].strip():
+                where = f"{source}: record {line_no} (id {record['id']})"
+                raise TokenSkipError(f"{where}: field '{name}' is empty")
+        ratio = record["ratio"]
+        if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+            where = f"{source}: record {line_no}"
+            raise TokenSkipError(f"{where}: field 'ratio' must be in (0, 1] (got {ratio!r})")
+    return records
+
+
+def encode_sample(tokenizer: Any, prompt: str, completion: str, max_length: int) -> dict[str, list[int]]:
+    """Token ids of prompt + completion + EOS, labels -100 on the prompt; cut at ``max_length``."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + completion_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def collate(pad_id: int) -> Any:
+    """A collator padding on the right (labels -100, attention 0 on padding)."""
+    import torch
+
+    def _collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        width = max(len(item["input_ids"]) for item in batch)
+        ids, labels, mask = [], [], []
+        for item in batch:
+            pad = width - len(item["input_ids"])
+            ids.append(item["input_ids"] + [pad_id] * pad)
+            labels.append(item["labels"] + [IGNORE_INDEX] * pad)
+            mask.append([1] * len(item["input_ids"]) + [0] * pad)
+        return {
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "attention_mask": torch.tensor(mask),
+        }
+
+    return _collate
+
+
+def fingerprint(params: FinetuneParams, samples_path: Path, base_name: str) -> str:
+    """Hash of everything a checkpoint depends on: params, samples and base model."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(params.model_dump(), sort_keys=True).encode())
+    digest.update(base_name.encode())
+    digest.update(samples_path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def prepare_checkpoints(folder: Path, key: str) -> str | None:
+    """Return the last checkpoint to resume from, or None; stale checkpoints are removed."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    stamp = folder / FINGERPRINT_FILE
+    if folder.is_dir():
+        recorded = json.loads(stamp.read_text()).get("key") if stamp.is_file() else None
+        if recorded != key:
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"key": key}) + "\n")
+    for partial in folder.glob("checkpoint-*"):  # killed while saving: trainer_state.json is written last
+        if partial.is_dir() and not (partial / "trainer_state.json").is_file():
+            shutil.rmtree(partial)
+    return get_last_checkpoint(str(folder))
+
+
+def wrap_model(model: Any, params: FinetuneParams) -> Any:
+    """LoRA on the target modules (``all-linear`` by default) or the model itself for ``full``."""
+    if params.method == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=params.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def training_arguments(params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1) -> Any:
+    """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU.
+
+    ``processes`` > 1: accelerate ``split_batches``, so the sampler sees the single-process global batch
+    in the same order and each process computes batch_size / processes rows; the loss is averaged over
+    the tokens of all processes (``average_tokens_across_devices``): the loss curves match.
+    """
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        num_train_epochs=params.epochs,
+        lr_scheduler_type="cosine",
+        warmup_steps=params.warmup_ratio,
+        logging_steps=params.logging_steps,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=2,
+        bf16=device == "cuda",
+        use_cpu=device != "cuda",
+        seed=params.seed,
+        data_seed=params.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length",
+        disable_tqdm=not progress_enabled(),
+        accelerator_config={"split_batches": processes > 1},
+        average_tokens_across_devices=True,
+    )
+
+
+def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    return [{"step": int(e["step"]), "loss": float(e["loss"])} for e in log_history if "loss" in e]
+
+
+def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: Path, meta: dict) -> None:
+    """Write adapter/ (LoRA), model/ (merged or full) and the manifest into a staged folder, then swap
+    it in."""
+    with staged_dir(out_dir) as staging:
+        if params.method == "lora":
+            model.save_pretrained(str(staging / ADAPTER_SUBDIR), safe_serialization=True)
+            tokenizer.save_pretrained(str(staging / ADAPTER_SUBDIR))
+            if params.merge:
+                model = model.merge_and_unload()
+        if params.method == "full" or params.merge:
+            model.save_pretrained(str(staging / MODEL_SUBDIR), safe_serialization=True)
+            tokenizer.save_pretrained(str(staging / MODEL_SUBDIR))
+        write_json(staging / MANIFEST_FILE, meta)
+
+
+def _setup_process(params: FinetuneParams, processes: int) -> str:
+    """This process's device: CPU threads split between the processes, one GPU per process."""
+    import torch
+
+    from tokenskip.core.hf import pick_device
+
+    if processes > 1:
+        check_batch_split(params.batch_size, processes)
+    device = pick_device()
+    if device == "cuda" and processes > 1:
+        torch.cuda.set_device(local_rank())  # "cuda" below then means cuda:LOCAL_RANK
+    if device == "cpu":
+        torch.set_num_threads(threads_per_process(params.threads, processes))
+    return device
+
+
+def _resume_point(checkpoints: Path, key: str, main: bool) -> str | None:
+    """Rank 0 prepares the checkpoint folder (stale ones wiped) while the others wait; all resume alike."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = prepare_checkpoints(checkpoints, key) if main else None
+    barrier()
+    return resume if main else get_last_checkpoint(str(checkpoints))
+
+
+def run_finetune(
+    base_dir: Path, samples_path: Path, out_dir: Path, checkpoints: Path, params: FinetuneParams
+) -> FinetuneResult:
+    """Fine-tune the base model in ``base_dir`` on the samples; resume from ``checkpoints``.
+
+    Under ``accelerate launch`` every process calls this; rank 0 alone writes ``out_dir`` and
+    removes ``checkpoints``, and every process returns after it has done so.
+    """
+    from transformers import Trainer, set_seed
+
+    from tokenskip.core.hf import load_causal_lm, resolve_base_model
+
+    samples = read_samples(samples_path)
+    processes = world_size()
+    device = _setup_process(params, processes)
+    name, revision = resolve_base_model(base_dir)
+    model, tokenizer = load_causal_lm(name, revision, device)
+    model.train()
+    encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], params.max_length) for s in samples]
+    truncated = sum(1 for e in encoded if len(e["input_ids"]) >= params.max_length)
+    set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
+    model = wrap_model(model, params)
+    trainable, total = count_parameters(model)
+    args = training_arguments(params, checkpoints, device, processes)  # joins the process group
+    main = args.process_index == 0
+    resume = _resume_point(checkpoints, fingerprint(params, samples_path, name), main)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=encoded,
+        data_collator=collate(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - started
+    start_step = int(Path(resume).name.split("-")[-1]) if resume else 0
+    steps = trainer.state.global_step
+    max_steps = max(trainer.state.max_steps, 1)
+    all_tokens = sum(len(e["input_ids"]) for e in encoded) * params.epochs
+    tokens = int(all_tokens * (steps - start_step) / max_steps)
+    history = _loss_history(trainer.state.log_history)
+    ratios = sorted({float(s["ratio"]) for s in samples})
+    meta = {"method": params.method, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
+    distributed = describe()
+    if main:
+        _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
+    barrier()
+    return FinetuneResult(
+        method=params.method,
+        steps=steps,
+        seconds=round(seconds, 2),
+        tokens=tokens,
+        final_loss=history[-1]["loss"] if history else float(output.training_loss),
+        trainable_parameters=trainable,
+        total_parameters=total,
+        n_samples=len(samples),
+        truncated_samples=truncated,
+        resumed_from_step=start_step,
+        device=device,
+        loss_history=history,
+        num_processes=processes,
+        per_device_batch_size=params.batch_size // processes,
+        threads_per_process=threads_per_process(params.threads, processes) if device == "cpu" else 0,
+        distributed=distributed,
+    )

@@ -1,0 +1,41 @@
+"""``tokenskip register``: MLflow runs per ratio, one registry version per ratio, the promotion gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tokenskip.core.params import load_params
+
+
+def register(
+    evaluate: Path = typer.Option(Path("reports/evaluate.json"), help="Evaluate report (per-ratio metrics)"),
+    finetune_report: Path = typer.Option(Path("reports/finetune.json"), help="Finetune report (loss curve)"),
+    model: Path = typer.Option(Path("models/tokenskip"), help="Fine-tuned model: model/ and/or adapter/"),
+    base: Path = typer.Option(Path("models/base"), help="Base model folder (for an adapter-only model)"),
+    reports: Path = typer.Option(
+        Path("reports"), help="Reports folder: pareto.png, validation/, outputs.jsonl"
+    ),
+    report: Path = typer.Option(Path("reports/register.json"), help="Report (DVC metric)"),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file"),
+) -> None:
+    """Track the pipeline run, register each ratio as a model version, gate and set aliases.
+
+    Tracking store: params mlflow.tracking_uri, or MLFLOW_TRACKING_URI (server mode). Nests under
+    TOKENSKIP_PARENT_RUN_ID when the flow set it. Re-running for the same run creates no new versions.
+    """
+    from tokenskip.core.io import write_json
+    from tokenskip.register.registration import RegisterInputs
+    from tokenskip.register.registration import register as run_register
+
+    settings = load_params(params)
+    inputs = RegisterInputs(evaluate, finetune_report, model, base, reports)
+    payload = run_register(inputs, settings, params.read_text(encoding="utf-8"))
+    write_json(report, payload)
+    champion = payload["champion"]
+    where = f"champion v{champion['version']} (g={champion['ratio']:g})" if champion else "no champion"
+    typer.echo(
+        f"register: {payload['registered_model']}: {payload['created_versions']} new / "
+        f"{payload['reused_versions']} existing versions, {where}, {payload['seconds']} s -> {report}"
+    )

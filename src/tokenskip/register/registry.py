@@ -1,0 +1,261 @@
+"""The model registry side of the register stage: versions, their tags, the gate's aliases.
+
+One version per (pipeline run, ratio), keyed by the version tag ``tokenskip.key`` =
+``<parent run id>:<ratio>``: a version is looked up before it is created, and created with all
+its tags in one call, so a re-run creates nothing new and a retry after a failure completes the
+job without a half-tagged version. Aliases only (``champion``, ``challenger``), never stages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.prompts import ratio_key
+from tokenskip.register.gate import RatioResult, Verdict
+from tokenskip.register.tracking import Tracking
+
+KEY_TAG = "tokenskip.key"
+PARENT_RUN_TAG = "parent_run_id"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always
+TIMING_METRICS = ("latency_s", "throughput_tok_s")  # present; null when evaluate did not time it
+METRICS = GATE_METRICS + TIMING_METRICS
+
+
+def registered_model_name(configured: str | None, model_name: str, dataset: str) -> str:
+    """``mlflow.registered_model`` or ``tokenskip-<model>-<dataset>`` (hub ids: last part, lowercased)."""
+    if configured:
+        return configured
+    short = model_name.rstrip("/").split("/")[-1].lower()
+    slug = re.sub(r"[^a-z0-9._-]+", "-", f"tokenskip-{short}-{dataset}".lower()).strip("-")
+    return slug
+
+
+def ratio_results(
+    evaluate: Mapping[str, Any], ratios: list[float], source: str
+) -> dict[float, dict[str, float]]:
+    """Per-ratio metrics of ``reports/evaluate.json`` for g = 1.0 and ``ratios``.
+
+    Raises TokenSkipError naming the file, the missing ratio or metric, or the bad value.
+    """
+    table = evaluate.get("ratios") if isinstance(evaluate, Mapping) else None
+    if not isinstance(table, Mapping):
+        raise TokenSkipError(f"{source}: missing object 'ratios'")
+    by_value: dict[float, Any] = {}
+    for key, value in table.items():
+        try:
+            by_value[round(float(key), 6)] = value
+        except ValueError:
+            raise TokenSkipError(f"{source}: ratios.{key}: not a number") from None
+    results = {}
+    for ratio in sorted({1.0, *ratios}, reverse=True):
+        label = ratio_key(ratio)
+        entry = by_value.get(round(ratio, 6))
+        if not isinstance(entry, Mapping):
+            raise TokenSkipError(f"{source}: ratios.{label}: missing (evaluate.ratios lists it)")
+        results[ratio] = {metric: _metric(entry, metric, f"{source}: ratios.{label}") for metric in METRICS}
+    return results
+
+
+def _metric(entry: Mapping[str, Any], metric: str, where: str) -> float | None:
+    if metric not in entry or (entry[metric] is None and metric in GATE_METRICS):
+        raise TokenSkipError(f"{where}.{metric}: missing")
+    value = entry[metric]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenSkipError(f"{where}.{metric}: not a number ({value!r})")
+    return float(value)
+
+
+def as_result(ratio: float, row: Mapping[str, float]) -> RatioResult:
+    """The gate's view of one ratio."""
+    return RatioResult(ratio, row["accuracy"], row["mean_cot_tokens"], row["actual_ratio"])
+
+
+def result_from_tags(version: Any) -> RatioResult | None:
+    """The gate's view of a registered version (e.g. the current champion), from its tags."""
+    tags = version.tags
+    try:
+        return RatioResult(
+            float(tags["ratio"]),
+            float(tags["accuracy"]),
+            float(tags["mean_cot_tokens"]),
+            float(tags["actual_ratio"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def ensure_registered_model(tracking: Tracking, name: str) -> None:
+    """Create the registered model unless it exists."""
+    client = tracking.client
+
+    def create() -> None:
+        try:
+            client.get_registered_model(name)
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
+                raise
+            client.create_registered_model(
+                name, description="TokenSkip: controllable CoT compression; one version per ratio."
+            )
+
+    tracking.call(f"create registered model {name}", create)
+
+
+def versions_of_run(tracking: Tracking, name: str, parent_run_id: str) -> dict[str, Any]:
+    """This pipeline run's versions by ratio label."""
+    found = tracking.call(
+        "search model versions",
+        lambda: tracking.client.search_model_versions(
+            f"name = '{name}' and tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
+        ),
+    )
+    return {v.tags.get("ratio"): v for v in found if v.tags.get(KEY_TAG)}
+
+
+def alias_version(tracking: Tracking, name: str, alias: str) -> Any | None:
+    """The version an alias points to, or None."""
+
+    def get() -> Any | None:
+        try:
+            return tracking.client.get_model_version_by_alias(name, alias)
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+                return None
+            raise
+
+    return tracking.call(f"get alias {alias}", get)
+
+
+def baseline_champion(
+    tracking: Tracking, name: str, parent_run_id: str, existing: dict[str, Any]
+) -> Any | None:
+    """The champion this run is gated against: the one from before this pipeline run.
+
+    On a re-run the alias may already point to this run's own version; the earlier champion is
+    then read from the ``previous_champion`` tag this run wrote on its versions.
+    """
+    previous = next((v.tags.get(PREVIOUS_CHAMPION_TAG) for v in existing.values()), None)
+    if previous is None:
+        champion = alias_version(tracking, name, CHAMPION)
+        if champion is None or champion.tags.get(PARENT_RUN_TAG) != parent_run_id:
+            return champion
+        previous = champion.tags.get(PREVIOUS_CHAMPION_TAG, "none")
+    if previous in ("", "none"):
+        return None
+    return tracking.call("get previous champion", lambda: tracking.client.get_model_version(name, previous))
+
+
+def version_tags(
+    ratio: float, row: Mapping[str, float], verdict: Verdict, run_ids: Mapping[str, str], previous: str
+) -> dict[str, str]:
+    """Everything a user filters versions by: figures, gate verdict and reason, run ids."""
+    tags = {
+        "ratio": ratio_key(ratio),
+        **{m: "none" if row[m] is None else f"{row[m]:.6g}" for m in METRICS},
+    }
+    tags.update(
+        accuracy_drop=f"{verdict.accuracy_drop:.6g}",
+        token_reduction=f"{verdict.token_reduction:.6g}",
+        gate="passed" if verdict.passed else "failed",
+        gate_reason=verdict.reason,
+        previous_champion=previous,
+        **run_ids,
+    )
+    tags[KEY_TAG] = f"{run_ids[PARENT_RUN_TAG]}:{ratio_key(ratio)}"
+    return tags
+
+
+def ensure_version(tracking: Tracking, name: str, source: str, model_id: str, run_id: str, tags: dict) -> Any:
+    """The version with ``tags[KEY_TAG]``: found, or created with all its tags at once."""
+    client = tracking.client
+    key = tags[KEY_TAG]
+
+    def create() -> Any:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{KEY_TAG}` = '{key}'")
+        if found:
+            return found[0]
+        return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+
+    version = tracking.call(f"register version {key}", create)
+    for tag, value in tags.items():  # a re-run with other gate settings updates the verdict tags
+        if version.tags.get(tag) != value:
+            tracking.call(
+                "set version tag",
+                lambda t=tag, v=value: client.set_model_version_tag(name, version.version, t, v),
+            )
+    return version
+
+
+def apply_aliases(tracking: Tracking, name: str, order: list[str]) -> None:
+    """``champion`` -> order[0], ``challenger`` -> order[1] (removed when there is none)."""
+    client = tracking.client
+    if not order:
+        return
+    tracking.call("set champion", lambda: client.set_registered_model_alias(name, CHAMPION, order[0]))
+    if len(order) > 1:
+        tracking.call("set challenger", lambda: client.set_registered_model_alias(name, CHALLENGER, order[1]))
+    elif alias_version(tracking, name, CHALLENGER) is not None:
+        tracking.call("drop challenger", lambda: client.delete_registered_model_alias(name, CHALLENGER))
+
+
+@dataclass
+class Outcome:
+    """What the registry holds for this pipeline run after the stage."""
+
+    versions: dict[float, Any]
+    verdicts: dict[float, Verdict]
+    order: list[float]
+    existing: dict[str, Any]
+    baseline: Any | None
+
+
+def outcome_report(
+    name: str, parent_id: str, rows: dict, outcome: Outcome, final: Any | None
+) -> dict[str, Any]:
+    """reports/register.json (less timing): versions with verdict, role and alias; the champion."""
+    aliases = dict(zip(outcome.order, ("champion", "challenger"), strict=False))
+    entries = []
+    for ratio in sorted(rows):
+        verdict = outcome.verdicts[ratio]
+        version = outcome.versions[ratio]
+        entries.append(
+            {
+                "ratio": ratio,
+                "version": str(version.version),
+                "verdict": "passed" if verdict.passed else "failed",
+                "reason": verdict.reason,
+                "role": aliases.get(ratio, "challenger" if verdict.passed else "failed"),
+                "alias": aliases.get(ratio),
+                "accuracy": rows[ratio]["accuracy"],
+                "mean_cot_tokens": rows[ratio]["mean_cot_tokens"],
+                "accuracy_drop": round(verdict.accuracy_drop, 6),
+                "token_reduction": round(verdict.token_reduction, 6),
+                "run_id": version.run_id,
+            }
+        )
+    champion = None
+    if final is not None:
+        champion = {
+            "version": str(final.version),
+            "ratio": float(final.tags.get("ratio", "nan")),
+            "from_this_run": final.tags.get(PARENT_RUN_TAG) == parent_id,
+        }
+    baseline = outcome.baseline
+    return {
+        "registered_model": name,
+        "parent_run_id": parent_id,
+        "versions": entries,
+        "champion": champion,
+        "previous_champion": str(baseline.version) if baseline is not None else None,
+        "created_versions": len(outcome.versions) - len(outcome.existing),
+        "reused_versions": len(outcome.existing),
+    }

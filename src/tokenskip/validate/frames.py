@@ -1,0 +1,207 @@
+"""Inputs of the validate stage as pandas frames, with the derived columns the suites check.
+
+Cross-record rules (digits kept in order, ratio tag iff g < 1, per-ratio mean actual ratio,
+ratio mix) are computed here in pandas, one derived column per rule, so that each rule is then
+checked by a built-in Great Expectations expectation on that column (see ``suites.py``).
+
+Frames (one per suite):
+
+- ``generated_cots``: one row per cot record (artifacts/generate/cot.jsonl).
+- ``pruned_cots``: one row per pruned record, all ratios (artifacts/prune/pruned_<g>.jsonl).
+- ``pruned_ratios``: one row per ratio (configured or found): records and mean actual ratio.
+- ``training_samples``: one row per sample record (artifacts/prune/samples.jsonl).
+- ``training_ratio_mix``: one row per ratio (prune.ratios plus 1.0, or found): share of samples.
+
+Ratio tag detection: the tag is ``<eos>g<eos>`` (tokenskip.core.prompts.ratio_tag); it is found as a
+number wrapped on both sides by the same angle-bracketed special token without spaces, e.g.
+``<|endoftext|>0.5<|endoftext|>`` or ``</s>0.7</s>`` (regex ``RATIO_TAG``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tokenskip.core.answers import normalize_number
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.io import read_jsonl
+from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS
+
+PRUNED_PATTERN = re.compile(r"^pruned_(\d+(?:\.\d+)?)\.jsonl$")
+RATIO_TAG = re.compile(r"(<[^<>\s]{1,64}>)(\d+(?:\.\d+)?)\1")
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The raw records the validate stage reads."""
+
+    cots: list[dict[str, Any]]
+    pruned: list[dict[str, Any]]
+    samples: list[dict[str, Any]]
+
+
+def _ratio_value(value: Any) -> float | None:
+    """A ratio as a float rounded to 6 places (None when not a number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else round(number, 6)
+
+
+def load_inputs(cot_path: Path, pruned_dir: Path) -> Inputs:
+    """Read cot.jsonl, every pruned_<g>.jsonl (tagged with ``_file``) and samples.jsonl.
+
+    Missing fields are not errors here: the suites report them. Unreadable files are.
+    """
+    if not pruned_dir.is_dir():
+        raise TokenSkipError(f"{pruned_dir}: pruned folder not found")
+    pruned: list[dict[str, Any]] = []
+    for path in sorted(pruned_dir.glob("pruned_*.jsonl")):
+        match = PRUNED_PATTERN.match(path.name)
+        if not match:
+            raise TokenSkipError(f"{path}: file name must be pruned_<ratio>.jsonl")
+        for record in read_jsonl(path):
+            pruned.append({**record, "_file_ratio": float(match.group(1))})
+    return Inputs(read_jsonl(cot_path), pruned, read_jsonl(pruned_dir / "samples.jsonl"))
+
+
+def _frame(records: Sequence[dict[str, Any]], fields: Iterable[str]) -> pd.DataFrame:
+    """A frame holding at least ``fields`` (absent ones as nulls), object dtype kept."""
+    frame = pd.DataFrame.from_records(list(records)) if records else pd.DataFrame()
+    for field in fields:
+        if field not in frame.columns:
+            frame[field] = None
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _is_number(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return math.isfinite(value)
+    return normalize_number(str(value)) is not None
+
+
+def digits_in_order(original: Any, compressed: Any) -> bool | None:
+    """True when the digits of ``original`` appear in ``compressed`` in the same order
+    (as a subsequence); None (not checked) when either is not a string or ``compressed`` is
+    blank: a blank compressed CoT is reported by its own expectation."""
+    if not isinstance(original, str) or not isinstance(compressed, str) or not compressed.strip():
+        return None
+    remaining = iter(_DIGIT.findall(compressed))
+    return all(digit in remaining for digit in _DIGIT.findall(original))
+
+
+def ratio_tags(prompt: str) -> list[str]:
+    """The ratio values tagged in ``prompt`` (``<eos>g<eos>``), in order."""
+    return [match.group(2) for match in RATIO_TAG.finditer(prompt)]
+
+
+def tag_matches_ratio(prompt: Any, ratio: Any) -> bool | None:
+    """True when ``prompt`` holds exactly one tag equal to g if g < 1, and no tag if g = 1."""
+    g = _ratio_value(ratio)
+    if not isinstance(prompt, str) or g is None:
+        return None
+    tags = ratio_tags(prompt)
+    if g >= 1.0:
+        return not tags
+    return len(tags) == 1 and _ratio_value(tags[0]) == g
+
+
+def cot_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """generated_cots: the cot records plus ``prediction_is_number``."""
+    frame = _frame(records, COT_FIELDS)
+    frame["prediction_is_number"] = [_is_number(v) for v in frame["prediction"]]
+    return frame
+
+
+def _actual_ratio(compressed: Any, original: Any) -> float | None:
+    try:
+        value = float(compressed) / float(original)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def pruned_frame(records: Sequence[dict[str, Any]], cot_ids: Iterable[Any]) -> pd.DataFrame:
+    """pruned_cots: pruned records plus ``actual_ratio`` (compressed_tokens / cot_tokens),
+    ``digits_in_order``, ``in_generated`` (id is a generated CoT) and ``ratio_matches_file``."""
+    frame = _frame(records, (*PRUNED_FIELDS, "_file_ratio"))
+    known = set(cot_ids)
+    frame["actual_ratio"] = [
+        _actual_ratio(c, o) for c, o in zip(frame["compressed_tokens"], frame["cot_tokens"], strict=True)
+    ]
+    frame["digits_in_order"] = [
+        digits_in_order(o, c) for o, c in zip(frame["cot"], frame["compressed_cot"], strict=True)
+    ]
+    frame["in_generated"] = [None if i is None else i in known for i in frame["id"]]
+    frame["ratio_matches_file"] = [
+        None if r is None or f is None else _ratio_value(r) == _ratio_value(f)
+        for r, f in zip(frame["ratio"], frame["_file_ratio"], strict=True)
+    ]
+    return frame.drop(columns="_file_ratio")
+
+
+def _ratio_rows(ratios: Iterable[Any], expected: Sequence[float]) -> list[float]:
+    """Expected ratios plus any other ratio found, sorted."""
+    found = {_ratio_value(r) for r in ratios} - {None}
+    return sorted(found | {_ratio_value(g) for g in expected})
+
+
+def pruned_ratio_frame(pruned: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFrame:
+    """pruned_ratios: per ratio, ``records`` and ``mean_actual_ratio`` and its absolute
+    deviation from the target, ``ratio_error`` (null when the ratio has no records)."""
+    keys = [_ratio_value(r) for r in pruned["ratio"]]
+    rows = []
+    for g in _ratio_rows(keys, ratios):
+        values = [a for k, a in zip(keys, pruned["actual_ratio"], strict=True) if k == g and a is not None]
+        mean = sum(values) / len(values) if values else None
+        rows.append({
+            "ratio": g, "records": keys.count(g), "mean_actual_ratio": mean,
+            "ratio_error": None if mean is None else abs(mean - g),
+        })
+    return _frame(rows, ("ratio", "records", "mean_actual_ratio", "ratio_error"))
+
+
+def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """training_samples: sample records plus ``tag_matches_ratio`` (tag iff g < 1)."""
+    frame = _frame(records, SAMPLE_FIELDS)
+    frame["tag_matches_ratio"] = [
+        tag_matches_ratio(p, r) for p, r in zip(frame["prompt"], frame["ratio"], strict=True)
+    ]
+    return frame
+
+
+def ratio_mix_frame(samples: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFrame:
+    """training_ratio_mix: per ratio (``ratios`` plus any found), ``samples`` and ``share``."""
+    keys = [_ratio_value(r) for r in samples["ratio"]]
+    total = len(keys)
+    rows = [
+        {"ratio": g, "samples": keys.count(g), "share": keys.count(g) / total if total else 0.0}
+        for g in _ratio_rows(keys, ratios)
+    ]
+    return _frame(rows, ("ratio", "samples", "share"))
+
+
+def build_frames(inputs: Inputs, prune_ratios: Sequence[float]) -> dict[str, pd.DataFrame]:
+    """All five frames, keyed by suite name."""
+    cots = cot_frame(inputs.cots)
+    pruned = pruned_frame(inputs.pruned, cots["id"])
+    samples = samples_frame(inputs.samples)
+    return {
+        "generated_cots": cots,
+        "pruned_cots": pruned,
+        "pruned_ratios": pruned_ratio_frame(pruned, prune_ratios),
+        "training_samples": samples,
+        "training_ratio_mix": ratio_mix_frame(samples, [*prune_ratios, 1.0]),
+    }

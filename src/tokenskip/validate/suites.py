@@ -1,0 +1,155 @@
+"""The Great Expectations suites of the validate stage: one named built-in expectation per rule.
+
+Each expectation carries ``meta={"name": "<suite>.<rule>"}``, a one-line ``notes`` and the
+description ``"<name>: <notes>"`` that the data docs show. Cross-record rules run on the
+derived columns of ``frames.py``.
+Great Expectations is imported inside the functions (it is slow to import).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tokenskip.core.prompts import FINAL_ANSWER_PREFIX
+from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS
+
+# Floats compared against a tolerance: a mean of exactly target + tolerance passes.
+EPSILON = 1e-9
+NOT_BLANK = r"\S"
+FINAL_ANSWER_LINE = r"(?:^|\n)" + re.escape(FINAL_ANSWER_PREFIX) + r"\\boxed\{[^\n]+\}\s*\Z"
+
+# Columns that identify a row in failure examples, per suite.
+INDEX_COLUMNS: dict[str, list[str]] = {
+    "generated_cots": ["id"],
+    "pruned_cots": ["id", "ratio"],
+    "pruned_ratios": ["ratio"],
+    "training_samples": ["id", "ratio"],
+    "training_ratio_mix": ["ratio"],
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the suites need from params.yaml."""
+
+    max_cot_tokens: int
+    ratios: Sequence[float]
+    force_digits: bool
+    ratio_tolerance: float
+    ratio_mix_tolerance: float
+
+
+def _rule(kind: Any, name: str, notes: str, **kwargs: Any) -> Any:
+    """A built-in expectation named ``name``; the data docs show ``name: notes`` as its text
+    (a string template rendered as HTML: no ``<``, ``>`` or ``$`` in notes)."""
+    if set(notes) & set("<>$"):
+        raise ValueError(f"{name}: notes must not contain '<', '>' or '$'")
+    return kind(meta={"name": name}, notes=notes, description=f"{name}: {notes}", **kwargs)
+
+
+def _present(gx: Any, suite: str, fields: Sequence[str]) -> list[Any]:
+    return [
+        _rule(gx.expectations.ExpectColumnValuesToNotBeNull, f"{suite}.{field}_present",
+              f"every record has a non-null '{field}'", column=field)
+        for field in fields
+    ]
+
+
+def _is_true(gx: Any, name: str, notes: str, column: str) -> Any:
+    return _rule(gx.expectations.ExpectColumnValuesToBeInSet, name, notes, column=column, value_set=[True])
+
+
+def _generated(gx: Any, t: Thresholds) -> list[Any]:
+    e, s = gx.expectations, "generated_cots"
+    return [
+        *_present(gx, s, COT_FIELDS),
+        _rule(e.ExpectColumnValuesToBeUnique, f"{s}.id_unique", "question ids are unique", column="id"),
+        _is_true(gx, f"{s}.all_correct", "only correctly answered CoTs are kept", "correct"),
+        _rule(e.ExpectColumnValuesToBeBetween, f"{s}.cot_tokens_in_range",
+              f"CoT token count within [1, generate.max_cot_tokens={t.max_cot_tokens}]",
+              column="cot_tokens", min_value=1, max_value=t.max_cot_tokens),
+        _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.cot_not_empty", "the CoT is not blank",
+              column="cot", regex=NOT_BLANK),
+        _is_true(gx, f"{s}.prediction_is_number", "the prediction parses as a number",
+                 "prediction_is_number"),
+    ]
+
+
+def _pruned(gx: Any, t: Thresholds) -> list[Any]:
+    e, s = gx.expectations, "pruned_cots"
+    rules = [
+        *_present(gx, s, PRUNED_FIELDS),
+        _rule(e.ExpectCompoundColumnsToBeUnique, f"{s}.id_ratio_unique", "one record per (id, ratio)",
+              column_list=["id", "ratio"]),
+        _rule(e.ExpectColumnValuesToBeInSet, f"{s}.ratio_configured", "ratio is one of prune.ratios",
+              column="ratio", value_set=list(t.ratios)),
+        _is_true(gx, f"{s}.ratio_matches_file", "ratio equals the g in its file name (pruned_g.jsonl)",
+                 "ratio_matches_file"),
+        _is_true(gx, f"{s}.id_in_generated", "every pruned id is a generated CoT id", "in_generated"),
+        _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.compressed_cot_not_empty",
+              "the compressed CoT is not blank", column="compressed_cot", regex=NOT_BLANK),
+        _rule(e.ExpectColumnPairValuesAToBeGreaterThanB, f"{s}.compressed_not_longer",
+              "compressed_tokens is at most cot_tokens", column_A="cot_tokens", column_B="compressed_tokens",
+              or_equal=True),
+    ]
+    if t.force_digits:
+        rules.append(_is_true(gx, f"{s}.digits_kept_in_order",
+                              "prune.force_digits: the CoT's digits appear in the compressed CoT in order",
+                              "digits_in_order"))
+    return rules
+
+
+def _pruned_ratios(gx: Any, t: Thresholds) -> list[Any]:
+    e, s = gx.expectations, "pruned_ratios"
+    return [
+        _rule(e.ExpectColumnValuesToBeBetween, f"{s}.every_ratio_present",
+              "every ratio of prune.ratios has pruned records", column="records", min_value=1),
+        _rule(e.ExpectColumnValuesToBeBetween, f"{s}.mean_actual_ratio_on_target",
+              f"mean(compressed_tokens / cot_tokens) is within "
+              f"validate.ratio_tolerance={t.ratio_tolerance} of g",
+              column="ratio_error", max_value=t.ratio_tolerance + EPSILON),
+    ]
+
+
+def _samples(gx: Any, t: Thresholds) -> list[Any]:
+    e, s = gx.expectations, "training_samples"
+    return [
+        *_present(gx, s, SAMPLE_FIELDS),
+        _rule(e.ExpectCompoundColumnsToBeUnique, f"{s}.id_ratio_unique", "no duplicate (id, g)",
+              column_list=["id", "ratio"]),
+        _rule(e.ExpectColumnValuesToBeInSet, f"{s}.ratio_known", "g is one of prune.ratios or 1.0",
+              column="ratio", value_set=[*t.ratios, 1.0]),
+        _is_true(gx, f"{s}.tag_iff_compressed",
+                 "the prompt holds the ratio tag (eos g eos) if and only if g is below 1",
+                 "tag_matches_ratio"),
+        _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.completion_ends_with_final_answer",
+              f"the completion ends with the line '{FINAL_ANSWER_PREFIX}\\boxed{{N}}'",
+              column="completion", regex=FINAL_ANSWER_LINE),
+    ]
+
+
+def _ratio_mix(gx: Any, t: Thresholds) -> list[Any]:
+    share = 1.0 / (len(t.ratios) + 1)
+    tol = t.ratio_mix_tolerance
+    return [
+        _rule(gx.expectations.ExpectColumnValuesToBeBetween, "training_ratio_mix.uniform",
+              f"each g in prune.ratios + [1.0] has a share of samples within "
+              f"validate.ratio_mix_tolerance={tol} of {share:.4f}",
+              column="share", min_value=max(0.0, share - tol - EPSILON), max_value=share + tol + EPSILON),
+    ]
+
+
+def build_suites(t: Thresholds) -> dict[str, list[Any]]:
+    """The expectations of every suite, keyed by suite name (the frames' names)."""
+    import great_expectations as gx
+
+    return {
+        "generated_cots": _generated(gx, t),
+        "pruned_cots": _pruned(gx, t),
+        "pruned_ratios": _pruned_ratios(gx, t),
+        "training_samples": _samples(gx, t),
+        "training_ratio_mix": _ratio_mix(gx, t),
+    }
