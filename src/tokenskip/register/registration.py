@@ -163,7 +163,7 @@ def _outputs_for(outputs: list[dict], ratio: float) -> list[dict]:
 
 
 def _ratio_run(tracking: Tracking, parent: Any, ratio: float, row: dict, verdict: Any, extra: dict) -> Any:
-    """Child run of one ratio: metrics, gate tags, its evaluated outputs and the pyfunc model (logged once)."""
+    """Child run of one ratio: metrics, gate tags, its evaluated outputs, the pyfunc model (logged once)."""
     import mlflow
     from tokenskip.register.pyfunc_model import log_pyfunc
 
