@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.data.validate_fixture import RATIOS, make_records, write_records  # noqa: E402
+from tests.data.validate_fixture import RATIOS, make_records, write_records, write_word_tokenizer  # noqa: E402
+from tokenskip.core.hf import load_tokenizer, resolve_base_model  # noqa: E402
 from tokenskip.validate import Thresholds, build_frames, load_inputs, validate_frames  # noqa: E402
 
 
@@ -23,11 +24,12 @@ def main(n_questions: int) -> None:
     thresholds = Thresholds(250, RATIOS, True, 0.05, 0.05)
     with tempfile.TemporaryDirectory() as tmp:
         cot_path, pruned_dir = write_records(Path(tmp) / "artifacts", make_records(n_questions))
+        tokenizer = load_tokenizer(*resolve_base_model(write_word_tokenizer(Path(tmp) / "base")))
         start = time.perf_counter()
         import great_expectations  # noqa: F401  (import time reported apart)
 
         imported = time.perf_counter()
-        frames = build_frames(load_inputs(cot_path, pruned_dir), thresholds.ratios)
+        frames = build_frames(load_inputs(cot_path, pruned_dir), thresholds.ratios, tokenizer)
         loaded = time.perf_counter()
         report = validate_frames(frames, thresholds, Path(tmp) / "docs")
         done = time.perf_counter()

@@ -39,6 +39,7 @@ from tokenskip.register.tracking import PARENT_RUN_ENV, Retry, connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-pipeline"
+NO_OP_STATUSES = {"unchanged", "restored"}  # dvc repro ran nothing (see flows.support.parse_repro_output)
 
 
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -149,6 +150,10 @@ def tokenskip_pipeline(repo_dir: str | None = None, stages: list[str] | None = N
             _publish(stage, repo)
         wall = time.monotonic() - start
         _log_to_parent(client, parent_id, timings, wall)
+        if timings and all(t["status"] in NO_OP_STATUSES for t in timings):
+            logger.info("every stage was up to date: parent run %s marked as a no-op", parent_id)
+            client.set_tag(parent_id, "tokenskip.no_op", "true")
+            client.set_tag(parent_id, "mlflow.note.content", "No-op: DVC found every stage up to date.")
     create_table_artifact(timings, key="tokenskip-stage-timings",
                           description=f"dvc repro per stage; flow wall time {wall:.1f} s")
     return _summarize(repo, plan.stages, timings, wall)

@@ -11,8 +11,9 @@ from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
 
-EVAL_COLUMNS = ("accuracy", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
-GATE_COLUMNS = ("version", "ratio", "verdict", "alias", "accuracy", "accuracy_drop", "token_reduction",
+EVAL_COLUMNS = ("accuracy", "accuracy_ci", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
+GATE_COLUMNS = ("version", "ratio", "verdict", "alias", "accuracy", "accuracy_ci", "reference", "decision",
+                "accuracy_drop", "accuracy_drop_ci", "token_reduction", "token_reduction_ci", "mcnemar_p",
                 "reason")
 
 
@@ -37,9 +38,16 @@ def fmt(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:.4g}"
+    if _is_interval(value):
+        return f"[{value[0]:.3g}, {value[1]:.3g}]"
     if isinstance(value, (dict, list)):
         value = json.dumps(value, sort_keys=True)
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _is_interval(value: Any) -> bool:
+    return (isinstance(value, list | tuple) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -71,7 +79,7 @@ def evaluation_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _metrics(metrics: Any) -> dict[str, Any]:
     if not isinstance(metrics, Mapping):
         return {}
-    return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    return {k: v for k, v in metrics.items() if _is_interval(v) or not isinstance(v, (dict, list))}
 
 
 def evaluation_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -14,8 +14,9 @@ from tests.data.validate_fixture import RATIOS, make_records, write_records
 from tokenskip.cli import app
 
 
-def _args(tmp_path: Path, records: dict) -> list[str]:
-    """CLI arguments; report and docs relative to ``tmp_path`` (the tests run there)."""
+def _args(tmp_path: Path, records: dict, base: Path) -> list[str]:
+    """CLI arguments; report and docs relative to ``tmp_path`` (the tests run there); ``base`` holds
+    the tokenizer that recounts the tokens."""
     cot_path, pruned_dir = write_records(tmp_path / "artifacts", records)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({
@@ -23,13 +24,14 @@ def _args(tmp_path: Path, records: dict) -> list[str]:
         "prune": {"ratios": RATIOS, "force_digits": True},
         "validate": {"ratio_tolerance": 0.05, "ratio_mix_tolerance": 0.05},
     }), encoding="utf-8")
-    return ["validate", "--cot", str(cot_path), "--pruned", str(pruned_dir), "--params", str(params),
+    return ["validate", "--cot", str(cot_path), "--pruned", str(pruned_dir), "--base", str(base),
+            "--params", str(params),
             "--report", "reports/validate.json", "--docs", "reports/validation"]
 
 
-def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path, monkeypatch) -> None:
+def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path, monkeypatch, word_tokenizer_dir: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, _args(tmp_path, make_records()))
+    result = CliRunner().invoke(app, _args(tmp_path, make_records(), word_tokenizer_dir))
     assert result.exit_code == 0, result.output
     assert "all" in result.output and "expectations passed" in result.output
     report = json.loads((tmp_path / "reports" / "validate.json").read_text())
@@ -38,34 +40,35 @@ def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path, monkeypatch)
     assert (tmp_path / "reports" / "validation" / "index.html").is_file()
 
 
-def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path, monkeypatch) -> None:
+def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path, monkeypatch,
+                                                           word_tokenizer_dir: Path) -> None:
     monkeypatch.chdir(tmp_path)
     records = make_records()
     for row in records["pruned_0.5"][:7]:
-        row["compressed_cot"] = " "  # seven empty compressed CoTs
+        row["compressed_cot"] += " more"  # seven compressed CoTs one token longer than recorded
     records["samples"][0]["prompt"] = "no tag"  # g = 0.5 without its tag
     (tmp_path / "reports" / "validation").mkdir(parents=True)
     (tmp_path / "reports" / "validation" / "stale.html").write_text("old")
-    result = CliRunner().invoke(app, _args(tmp_path, records))
+    result = CliRunner().invoke(app, _args(tmp_path, records, word_tokenizer_dir))
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert ("FAILED pruned_cots.compressed_cot_not_empty (expect_column_values_to_match_regex on "
-            "compressed_cot): 7 unexpected; e.g. q-000@g=0.5, q-001@g=0.5, q-002@g=0.5, q-003@g=0.5, "
-            "q-004@g=0.5") in lines
+    assert ("FAILED pruned_cots.compressed_tokens_match_text (expect_column_values_to_be_in_set on "
+            "compressed_tokens_match_text): 7 unexpected; e.g. q-000@g=0.5, q-001@g=0.5, q-002@g=0.5, "
+            "q-003@g=0.5, q-004@g=0.5") in lines
     assert ("FAILED training_samples.tag_iff_compressed (expect_column_values_to_be_in_set on "
             "tag_matches_ratio): 1 unexpected; e.g. q-000@g=0.5") in lines
     assert "2 of" in lines[-1] and "expectations failed" in lines[-1]
     report = json.loads((tmp_path / "reports" / "validate.json").read_text())
     assert report["success"] is False
     assert [f["name"] for f in report["failures"]] == [
-        "pruned_cots.compressed_cot_not_empty", "training_samples.tag_iff_compressed"]
+        "pruned_cots.compressed_tokens_match_text", "training_samples.tag_iff_compressed"]
     docs = tmp_path / "reports" / "validation"
     assert (docs / "index.html").is_file() and not (docs / "stale.html").exists()
 
 
-def test_missing_input_is_one_error_line(tmp_path: Path) -> None:
+def test_missing_input_is_one_error_line(tmp_path: Path, word_tokenizer_dir: Path) -> None:
     records = make_records()
-    args = _args(tmp_path, records)
+    args = _args(tmp_path, records, word_tokenizer_dir)
     (tmp_path / "artifacts" / "prune" / "samples.jsonl").unlink()
     run = subprocess.run([sys.executable, "-m", "tokenskip", *args], capture_output=True, text=True,
                          cwd=tmp_path)
@@ -74,3 +77,12 @@ def test_missing_input_is_one_error_line(tmp_path: Path) -> None:
         f"error: {tmp_path / 'artifacts' / 'prune' / 'samples.jsonl'}: file not found"]
     report = json.loads((tmp_path / "reports" / "validate.json").read_text())
     assert report["success"] is False and "samples.jsonl: file not found" in report["error"]
+
+
+def test_base_without_a_tokenizer_is_one_error_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, _args(tmp_path, make_records(), tmp_path / "empty"))
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "reports" / "validate.json").read_text())
+    assert report["success"] is False and "no model" in report["error"]

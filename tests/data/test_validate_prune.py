@@ -1,5 +1,6 @@
 """Contract test: what `tokenskip prune` writes (real chat template, real tokenizer, real ratio tags)
-passes every record-level expectation of `tokenskip validate`."""
+passes every record-level expectation of `tokenskip validate`, whose token recounts (same --base
+tokenizer) agree with the counts prune recorded."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def test_prune_output_passes_validate(tiny_model_dir: Path, tmp_path: Path, monk
                                  "--out", "prune", "--report", "prune.json"])
     assert pruned.exit_code == 0, pruned.output
     result = runner.invoke(app, ["validate", "--cot", "cot.jsonl", "--pruned", "prune",
-                                 "--report", "validate.json", "--docs", "validation"])
+                                 "--base", str(tiny_model_dir), "--report", "validate.json",
+                                 "--docs", "validation"])
     report = json.loads(Path("validate.json").read_text())
     assert {f["name"] for f in report["failures"]} <= AGGREGATE, result.output
     assert report["suites"]["training_samples"]["rows"] == 48

@@ -1,5 +1,6 @@
 """A small, clean set of validate-stage inputs (cot.jsonl, pruned_<g>.jsonl, samples.jsonl)
-that tests copy and break one defect at a time."""
+that tests copy and break one defect at a time, and the word-level tokenizer they are counted in
+(one token per whitespace-separated word: the recorded counts are word counts)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from tokenskip.core.prompts import format_completion, ratio_tag
 RATIOS = [0.5, 0.6, 0.7, 0.8, 0.9]
 EOS = "<|endoftext|>"
 N_QUESTIONS = 24  # 4 samples per g in {0.5, ..., 0.9, 1.0}: an exactly uniform mix
+UNK = "[UNK]"
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 def _cot(index: int) -> list[str]:
@@ -76,3 +80,22 @@ def write_records(root: Path, records: dict[str, list[dict[str, Any]]]) -> tuple
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return cot_path, pruned_dir
+
+
+def write_word_tokenizer(folder: Path) -> Path:
+    """Save a word-level tokenizer (every whitespace-separated word is one token, ``[UNK]`` when
+    not in its tiny vocabulary) with a chat template into ``folder``, with a ``model.json`` pointer
+    to itself: a ``--base`` folder that ``resolve_base_model`` and ``load_tokenizer`` accept."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate([UNK, EOS, "<|im_start|>", "<|im_end|>"])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token=UNK, eos_token=EOS, pad_token=EOS)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(folder))
+    (folder / "model.json").write_text(json.dumps({"name": "word-tokenizer", "path": str(folder)}),
+                                       encoding="utf-8")
+    return folder

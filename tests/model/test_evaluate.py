@@ -25,10 +25,10 @@ SMALL = EvaluateParams(ratios=[0.5, 0.7], batch_size=4, max_new_tokens=12, laten
 
 
 def test_actual_ratio_is_mean_tokens_over_the_reference():
-    results = {"1.0": ConditionResult({"accuracy": 0.9, "mean_cot_tokens": 80.0, "actual_ratio": None,
-                                       "latency_s": 1.0, "throughput_tok_s": 5.0}, []),
-               "0.5": ConditionResult({"accuracy": 0.8, "mean_cot_tokens": 36.0, "actual_ratio": None,
-                                       "latency_s": 0.5, "throughput_tok_s": 5.0}, [])}
+    results = {"1.0": ConditionResult({"accuracy": 0.9, "accuracy_ci": [0.8, 0.95], "mean_cot_tokens": 80.0,
+                                       "actual_ratio": None, "latency_s": 1.0, "throughput_tok_s": 5.0}, []),
+               "0.5": ConditionResult({"accuracy": 0.8, "accuracy_ci": [0.7, 0.9], "mean_cot_tokens": 36.0,
+                                       "actual_ratio": None, "latency_s": 0.5, "throughput_tok_s": 5.0}, [])}
     table = with_actual_ratios(results, "1.0")
     assert table["1.0"]["actual_ratio"] == 1.0 and table["0.5"]["actual_ratio"] == 0.45
     assert tuple(table["0.5"]) == METRIC_KEYS
@@ -51,13 +51,24 @@ def test_report_has_every_ratio_and_baseline_with_the_five_metrics(tiny):
     from tests.fixtures.tiny_models import synthetic_problems
 
     problems = synthetic_problems(5, 4)
-    report, samples = evaluate_models(tiny, tiny, problems, SMALL, DEFAULT_INSTRUCTION)
+    report, samples, per_question = evaluate_models(tiny, tiny, problems, SMALL, DEFAULT_INSTRUCTION)
     assert report["n_test"] == 4
     assert list(report["ratios"]) == ["1.0", "0.7", "0.5"]
     assert list(report["baselines"]) == ["original", "be_concise", "only_numbers", "lc_prompt_0.5",
                                          "truncation_0.5"]
-    for entry in [*report["ratios"].values(), *report["baselines"].values()]:
+    for entry in report["baselines"].values():
         assert tuple(entry) == METRIC_KEYS
+    for entry in report["ratios"].values():
+        assert tuple(entry) == (*METRIC_KEYS, "paired")
+        assert set(entry["paired"]) == {"original", "g1"}
+        low, high = entry["accuracy_ci"]
+        assert 0 <= low <= entry["accuracy"] <= high <= 1
+    assert report["ratios"]["1.0"]["paired"]["g1"]["accuracy_drop"] == 0.0  # itself
+    # every question under every condition: 3 ratios + 5 baselines, 4 questions each
+    assert len(per_question) == 8 * 4 and {r["condition"] for r in per_question} >= {"g=0.5", "original"}
+    assert all(set(r) == {"condition", "id", "correct", "cot_tokens", "new_tokens", "prediction", "output"}
+               for r in per_question)
+    for entry in [*report["ratios"].values(), *report["baselines"].values()]:
         assert 0 <= entry["accuracy"] <= 1 and entry["latency_s"] > 0
     assert report["ratios"]["1.0"]["actual_ratio"] == 1.0
     assert report["baselines"]["original"]["actual_ratio"] == 1.0
@@ -72,7 +83,8 @@ def evaluate_command(base: Path, model: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "tokenskip", "evaluate", "--base", str(base), "--model", str(model),
             "--data", str(tmp / "data"), "--report", str(tmp / "evaluate.json"),
             "--pareto", str(tmp / "pareto.csv"), "--plot", str(tmp / "pareto.png"),
-            "--outputs", str(tmp / "outputs.jsonl"), "--params", str(tmp / "params.yaml")]
+            "--outputs", str(tmp / "outputs.jsonl"), "--per-question", str(tmp / "per_question.jsonl"),
+            "--params", str(tmp / "params.yaml")]
 
 
 def test_cli_untrained_ratio_exits_1_with_one_line_and_no_outputs(tiny_model_dir, tmp_path):
@@ -109,6 +121,8 @@ def test_cli_writes_report_csv_png_and_samples(tiny_model_dir, tmp_path):
     report = json.loads((tmp_path / "evaluate.json").read_text())
     assert report["n_test"] == 2 and set(report["ratios"]) == {"1.0", "0.5"}
     assert {"truncation_0.5", "truncation_0.9"} <= set(report["baselines"])
-    assert (tmp_path / "pareto.csv").read_text().splitlines()[0] == "method,g,mean_tokens,accuracy"
+    header = (tmp_path / "pareto.csv").read_text().splitlines()[0]
+    assert header == "method,g,mean_tokens,accuracy,accuracy_low,accuracy_high"
     assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert len((tmp_path / "outputs.jsonl").read_text().splitlines()) == 2 + 6
+    assert len((tmp_path / "per_question.jsonl").read_text().splitlines()) == 2 * (2 + 6)

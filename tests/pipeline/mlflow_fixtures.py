@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,46 +21,65 @@ SERVER_SCRIPT = REPO / "mlflow" / "server.sh"
 # g -> (accuracy, mean CoT tokens): 0.5 drops too much accuracy and 1.0 saves no tokens, so 0.6
 # (the most compressive passing ratio) is the champion and 0.7 the challenger.
 RATIOS = [0.5, 0.6, 0.7]
-# `tokenskip register` exactly as dvc.yaml calls it (run from the workspace root)
-REGISTER_CMD = [
-    sys.executable,
-    "-m",
-    "tokenskip",
-    "register",
-    "--evaluate",
-    "reports/evaluate.json",
-    "--finetune-report",
-    "reports/finetune.json",
-    "--model",
-    "models/tokenskip",
-    "--base",
-    "models/base",
-    "--reports",
-    "reports",
-    "--report",
-    "reports/register.json",
-]
+
+
+def stage_command(stage: str) -> list[str]:
+    """The stage's command exactly as dvc.yaml writes it, run by this interpreter (from the workspace root)."""
+    import yaml
+
+    words = shlex.split(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"])
+    assert words[0] == "tokenskip", words
+    return [sys.executable, "-m", "tokenskip", *words[1:]]
+
+
+REGISTER_CMD = stage_command("register")
 RUN_1 = {1.0: (0.80, 100.0), 0.7: (0.78, 69.0), 0.6: (0.76, 60.0), 0.5: (0.70, 52.0)}
 
 
+CI_HALF_WIDTH = 0.005  # of every paired interval in the fixture's evaluate.json
+
+
+def paired_block(acc: float, tok: float, ref_acc: float, ref_tokens: float) -> dict:
+    """One ratio against one reference, intervals of +-CI_HALF_WIDTH around the point estimates."""
+    drop, reduction = round(ref_acc - acc, 6), round(1 - tok / ref_tokens, 6)
+    w = CI_HALF_WIDTH
+    return {"accuracy_drop": drop, "accuracy_drop_ci": [round(drop - w, 6), round(drop + w, 6)],
+            "token_reduction": reduction, "token_reduction_ci": [round(reduction - w, 6), round(reduction + w, 6)],
+            "mcnemar_p": 0.5}
+
+
 def evaluate_report(table: dict[float, tuple[float, float]], n_test: int = 100) -> dict:
-    """An evaluate.json in the DESIGN.md shape from {g: (accuracy, tokens)}."""
-    ref_tokens = table[1.0][1]
+    """An evaluate.json in the DESIGN.md shape from {g: (accuracy, tokens)}; the original model
+    scores as g = 1.0 does, so the drops against both references are the same."""
+    ref_acc, ref_tokens = table[1.0]
     ratios = {
         f"{g:.1f}": {
             "accuracy": acc,
+            "accuracy_ci": [round(acc - 0.05, 4), round(acc + 0.05, 4)],
             "mean_cot_tokens": tok,
             "actual_ratio": tok / ref_tokens,
             "latency_s": 0.01 * tok,
             "throughput_tok_s": 1000.0 - tok,
+            "paired": {ref: paired_block(acc, tok, ref_acc, ref_tokens) for ref in ("original", "g1")},
         }
         for g, (acc, tok) in table.items()
     }
     baselines = {
-        "original": {"accuracy": 0.5, "mean_cot_tokens": 120.0, "actual_ratio": 1.0},
+        "original": {"accuracy": ref_acc, "mean_cot_tokens": ref_tokens, "actual_ratio": 1.0,
+                     "latency_s": 0.01 * ref_tokens},
         "truncation_0.5": {"accuracy": 0.05, "mean_cot_tokens": 60.0, "actual_ratio": 0.5},
     }
     return {"n_test": n_test, "ratios": ratios, "baselines": baselines}
+
+
+def per_question_rows(table: dict[float, tuple[float, float]], n: int = 4) -> list[dict]:
+    """Per-question rows of every ratio (``condition`` g=<g>), as evaluate writes them."""
+    return [{"condition": f"g={g:.1f}", "id": f"synthetic-test-{i:05d}", "correct": i < round(acc * n),
+             "cot_tokens": int(tok), "new_tokens": int(tok) + 8, "prediction": "2", "output": "1 + 1 = 2"}
+            for g, (acc, tok) in table.items() for i in range(n)]
+
+
+TEST_SET = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(4)]
 
 
 FINETUNE_REPORT = {
@@ -127,6 +147,12 @@ def write_workspace(
         {"method": "tokenskip", "g": g, "id": f"q{i}", "output": "1 + 1 = 2"} for g in RUN_1 for i in range(2)
     ]
     (reports / "outputs.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    per_question = root / "artifacts" / "evaluate" / "per_question.jsonl"
+    per_question.parent.mkdir(parents=True, exist_ok=True)
+    per_question.write_text("".join(json.dumps(r) + "\n" for r in per_question_rows(table or RUN_1)))
+    test_set = root / "data" / "synthetic" / "test.jsonl"
+    test_set.parent.mkdir(parents=True, exist_ok=True)
+    test_set.write_text("".join(json.dumps(r) + "\n" for r in TEST_SET))
     if (root / "params.yaml").exists():
         return root
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -160,6 +186,8 @@ def run_register(root: Path) -> dict:
         root / "models/tokenskip",
         root / "models/base",
         root / "reports",
+        root / "artifacts/evaluate/per_question.jsonl",
+        root / "data/synthetic/test.jsonl",
     )
     return register(inputs, load_params(params_path), params_path.read_text())
 

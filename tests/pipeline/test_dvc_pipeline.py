@@ -51,11 +51,24 @@ def test_metrics_are_uncached_reports_and_pareto_is_a_plot(repo_root: Path) -> N
     stages = _dvc(repo_root)
     for name, stage in stages.items():
         metrics = _entries(stage.get("metrics"))
-        assert metrics == [(f"reports/{name}.json", {"cache": False})], f"{name}: {metrics}"
+        headline = [("reports/metrics.json", {"cache": False})] if name == "register" else []
+        assert metrics == [(f"reports/{name}.json", {"cache": False}), *headline], f"{name}: {metrics}"
     if "evaluate" in stages:
         plots = dict(_entries(stages["evaluate"].get("plots")))
         assert plots["reports/pareto.csv"]["x"] == "mean_tokens"
         assert plots["reports/pareto.csv"]["y"] == "accuracy"
+        assert plots["reports/pareto.csv"]["template"] == "pareto"  # .dvc/plots/pareto.json: colour = method
+
+
+def test_dvc_plots_draw_one_series_per_method_with_error_bars(repo_root: Path) -> None:
+    import json
+
+    spec = json.loads(run([DVC, "plots", "show", "--show-vega", "reports/pareto.csv"], repo_root).stdout)
+    assert spec["encoding"]["color"]["field"] == "method"
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["line", "errorbar"]
+    methods = {row["method"] for row in spec["data"]["values"]}
+    assert {"tokenskip", "truncation", "original", "be_concise"} <= methods
 
 
 def test_dvc_dag_is_the_stage_chain(repo_root: Path) -> None:

@@ -45,17 +45,23 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert champion.tags["ratio"] == "0.6"
     assert mc.get_model_version_by_alias(name, "challenger").tags["ratio"] == "0.7"
     v05 = by_ratio["0.5"].tags
-    assert v05["gate"] == "failed" and "accuracy drop 0.1000 > max_accuracy_drop 0.05" in v05["gate_reason"]
+    # the default gate: against the original model, on the CI bounds
+    assert v05["gate"] == "failed"
+    assert "accuracy drop vs original (CI bound) 0.1050 > max_accuracy_drop 0.05" in v05["gate_reason"]
     v10 = by_ratio["1.0"].tags
-    assert (
-        v10["gate"] == "failed" and "token reduction 0.0000 < min_token_reduction 0.2" in v10["gate_reason"]
-    )
+    assert v10["gate"] == "failed"
+    assert "token reduction vs original (CI bound) -0.0050 < min_token_reduction 0.2" in v10["gate_reason"]
     assert not by_ratio["0.5"].aliases and not by_ratio["1.0"].aliases
     tags = by_ratio["0.6"].tags
     assert (tags["accuracy"], tags["mean_cot_tokens"], tags["actual_ratio"]) == ("0.76", "60", "0.6")
     assert float(tags["accuracy_drop"]) == pytest.approx(0.04)
     assert float(tags["token_reduction"]) == pytest.approx(0.4)
     assert tags["gate"] == "passed" and tags["gate_reason"] == "passed"
+    assert (tags["reference"], tags["decision"]) == ("original", "upper_ci")
+    assert tags["accuracy_drop_ci"] == "[0.035, 0.045]" and tags["token_reduction_ci"] == "[0.395, 0.405]"
+    assert float(tags["accuracy_drop_original"]) == float(tags["accuracy_drop_g1"]) == pytest.approx(0.04)
+    assert by_ratio["0.6"].description == (
+        "g=0.6: accuracy 0.760 [0.71, 0.81], 60 CoT tokens (-40% vs original), gate passed")
     assert tags["parent_run_id"] == report["parent_run_id"] and tags["previous_champion"] == "none"
     assert all(v.current_stage == "None" for v in by_ratio.values())  # aliases only, no stages
 
@@ -65,13 +71,19 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert run.data.metrics["accuracy"] == 0.76 and run.data.metrics["token_reduction"] == pytest.approx(0.4)
     assert {"latency_s", "throughput_tok_s", "accuracy_drop", "mean_cot_tokens"} <= set(run.data.metrics)
     assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "outputs.jsonl"]
+    table = mc.load_table(run.info.experiment_id, "per_question.json", run_ids=[tags["run_id"]])
+    assert list(table["condition"].unique()) == ["g=0.6"] and len(table) == 4
+    assert table["correct"].tolist() == [True, True, True, False]  # 0.76 of 4 questions, as evaluate wrote
     loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
     assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
     lora_rank = load_params(REPO / "params.yaml").finetune.lora_rank  # the params the run was given
     assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == str(lora_rank)
     parent = mc.get_run(report["parent_run_id"])
     assert parent.data.params["gates.max_accuracy_drop"] == "0.05"
-    assert {"git_commit", "dvc_lock_sha256", "dataset", "model"} <= set(parent.data.tags)
+    assert {"git_commit", "dvc_lock_sha256", "dataset", "model", "mlflow.source.git.commit"} <= set(parent.data.tags)
+    (test_set,) = parent.inputs.dataset_inputs
+    assert test_set.dataset.name == "synthetic-test" and test_set.dataset.digest
+    assert [(t.key, t.value) for t in test_set.tags] == [("mlflow.data.context", "test")]
     assert parent.data.metrics["baseline.truncation_0.5.accuracy"] == 0.05
     reports = {a.path for a in mc.list_artifacts(report["parent_run_id"], "reports")}
     assert {"reports/pareto.png", "reports/validation", "reports/outputs.jsonl"} <= reports
@@ -85,6 +97,9 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
         1.0: ("failed", "failed", None),
     }
     assert report["created_versions"] == 4 and report["reused_versions"] == 0
+    v06 = next(v for v in report["versions"] if v["ratio"] == 0.6)
+    assert (v06["reference"], v06["decision"], v06["accuracy_drop_ci"]) == ("original", "upper_ci", [0.035, 0.045])
+    assert v06["accuracy_drop_original"] == v06["accuracy_drop_g1"] == 0.04 and v06["mcnemar_p"] == 0.5
 
 
 def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, registered) -> None:
@@ -105,6 +120,8 @@ def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, re
     experiment = mc.get_run(first["parent_run_id"]).info.experiment_id
     children = mc.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{first['parent_run_id']}'")
     assert len(children) == 5  # four ratios + finetune, none duplicated
+    run_id = versions(tracking_env, name)["0.6"].tags["run_id"]
+    assert len(mc.load_table(experiment, "per_question.json", run_ids=[run_id])) == 4  # logged once, not appended
 
 
 def test_nests_under_flow_parent_and_gates_against_champion(
@@ -181,6 +198,11 @@ def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
     report = json.loads((workspace / "reports/register.json").read_text())
     assert report["tracking_uri"] == "sqlite:///mlflow/mlflow.db" and report["champion"]["ratio"] == 0.6
     assert (workspace / "mlflow/mlflow.db").is_file() and any((workspace / "mlflow/artifacts").iterdir())
+    headline = json.loads((workspace / "reports/metrics.json").read_text())  # what `dvc metrics show` prints
+    assert headline["champion"]["ratio"] == 0.6 and headline["reference"] == "original"
+    assert headline["ratios"]["0.6"] == {
+        "accuracy": 0.76, "accuracy_ci": [0.71, 0.81], "actual_ratio": 0.6, "latency_ratio": 0.6,
+        "accuracy_drop": 0.04, "accuracy_drop_ci": [0.035, 0.045], "verdict": "passed"}
     (workspace / "reports/finetune.json").write_text('{"loss_history": [{"step": 1}]}')
     bad = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1

@@ -6,8 +6,9 @@ import pytest
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.prompts import ratio_key
+from tokenskip.register.inputs import ratio_results
 from tokenskip.register.registration import flatten
-from tokenskip.register.registry import ratio_results, registered_model_name
+from tokenskip.register.registry import registered_model_name
 from tokenskip.register.tracking import Retry, is_transient, with_retries
 
 ROW = {

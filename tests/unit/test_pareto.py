@@ -8,8 +8,8 @@ from tokenskip.evaluate.pareto import baseline_ratio, pareto_rows, plot_pareto, 
 
 
 def metrics(acc: float, tokens: float) -> dict:
-    return {"accuracy": acc, "mean_cot_tokens": tokens, "actual_ratio": 1.0, "latency_s": 0.1,
-            "throughput_tok_s": 100.0}
+    return {"accuracy": acc, "accuracy_ci": [acc - 0.05, acc + 0.05], "mean_cot_tokens": tokens,
+            "actual_ratio": 1.0, "latency_s": 0.1, "throughput_tok_s": 100.0}
 
 
 REPORT = {
@@ -31,7 +31,8 @@ def test_baseline_ratio_reads_the_nominal_g():
 def test_rows_put_tokenskip_first_from_longest_to_shortest():
     rows = pareto_rows(REPORT)
     assert [(r["method"], r["g"]) for r in rows[:3]] == [("tokenskip", 1.0), ("tokenskip", 0.7), ("tokenskip", 0.5)]
-    assert {"method": "truncation", "g": 0.7, "mean_tokens": 68, "accuracy": 0.2} in rows
+    assert {"method": "truncation", "g": 0.7, "mean_tokens": 68, "accuracy": 0.2,
+            "accuracy_low": 0.2 - 0.05, "accuracy_high": 0.2 + 0.05} in rows
     assert len(rows) == 3 + 5
 
 
@@ -40,13 +41,27 @@ def test_csv_has_the_plot_columns_and_blank_g_where_none(tmp_path):
     write_pareto_csv(path, pareto_rows(REPORT))
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["method", "g", "mean_tokens", "accuracy"]
+    assert list(rows[0]) == ["method", "g", "mean_tokens", "accuracy", "accuracy_low", "accuracy_high"]
     concise = next(r for r in rows if r["method"] == "be_concise")
     assert concise["g"] == "" and float(concise["accuracy"]) == 0.7
 
 
-def test_plot_writes_a_png(tmp_path):
+def test_plot_writes_a_png_with_one_colour_per_method(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    drawn = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def spy(self, *args, **kwargs):
+        drawn.append((kwargs["label"], kwargs["color"], kwargs["yerr"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
     path = tmp_path / "pareto.png"
     plot_pareto(path, pareto_rows(REPORT))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
+    labels = [label for label, _, _ in drawn]
+    assert labels == ["tokenskip", "original", "be_concise", "lc_prompt_0.5", "truncation"]
+    assert len({colour for _, colour, _ in drawn}) == len(labels)  # no two methods share a colour
+    assert all(abs(e - 0.05) < 1e-9 for _, _, yerr in drawn for side in yerr for e in side)

@@ -167,6 +167,10 @@ class EvaluateParams(Section):
     truncation_ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.7, 0.9])
     n_outputs_per_condition: NonNegativeInt = 5  # evaluated records kept per condition
     threads: PositiveInt = 2
+    # paired confidence intervals against the references (original model, g = 1.0)
+    bootstrap_resamples: Annotated[int, Field(ge=2000, le=1_000_000)] = 2000
+    confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
+    bootstrap_seed: NonNegativeInt = 0
 
     _check_ratios = field_validator("ratios")(_unique_sorted_ratios)
 
@@ -176,6 +180,8 @@ class GateParams(Section):
 
     max_accuracy_drop: Fraction = 0.05
     min_token_reduction: Fraction = 0.2
+    reference: Literal["original", "g1"] = "original"  # the base model as is, or TokenSkip at g = 1.0
+    decision: Literal["point", "upper_ci"] = "upper_ci"  # point estimates, or the paired CI bounds
 
 
 class MlflowParams(Section):

@@ -19,6 +19,9 @@ def evaluate(
     outputs: Path = typer.Option(
         Path("reports/outputs.jsonl"), help="A few evaluated outputs per condition (JSON Lines)"
     ),
+    per_question: Path = typer.Option(
+        Path("artifacts/evaluate/per_question.jsonl"), help="Every question's result under every condition"
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
 ) -> None:
     """Accuracy, CoT tokens, actual ratio, latency (batch 1) and throughput per g and baseline."""
@@ -50,9 +53,10 @@ def evaluate(
     tuned = load_finetuned(model, base, device)
     base_pair = load_causal_lm(*resolve_base_model(base), device) if settings.evaluate.baselines else None
     instruction = settings.model.instruction
-    payload, examples = evaluate_models(tuned, base_pair, problems, settings.evaluate, instruction)
+    payload, examples, table = evaluate_models(tuned, base_pair, problems, settings.evaluate, instruction)
     rows = pareto_rows(payload)
     write_jsonl(outputs, examples)
+    write_jsonl(per_question, table)
     write_pareto_csv(pareto, rows)
     plot_pareto(plot, rows, title=f"TokenSkip on {settings.data.dataset}")
     write_json(report, payload)

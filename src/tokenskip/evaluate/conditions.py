@@ -13,13 +13,16 @@ from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.problems import Problem
 from tokenskip.core.prompts import build_prompt, ratio_key
 from tokenskip.core.records import evaluated_record
+from tokenskip.evaluate.statistics import BootstrapSettings, accuracy_ci, paired_statistics
 
 PROMPT_BASELINES = {
     "be_concise": "Be concise.",
     "only_numbers": "Only use numbers or equations.",
     "lc_prompt_0.5": "Please reduce 50% of the words in your Chain-of-Thought process.",
 }
-METRIC_KEYS = ("accuracy", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
+METRIC_KEYS = ("accuracy", "accuracy_ci", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
+PER_QUESTION_FIELDS = ("id", "correct", "cot_tokens", "new_tokens", "prediction", "output")
+REFERENCE_G1 = "g1"  # gates.reference: TokenSkip at g = 1.0 (the other one is "original")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def run_condition(
     new_tokens = sum(o.new_tokens for o in outputs)
     metrics = {
         "accuracy": round(correct / len(problems), 4),
+        "accuracy_ci": accuracy_ci([r["correct"] for r in records], settings.confidence),
         "mean_cot_tokens": round(sum(cot_tokens) / len(cot_tokens), 2),
         "actual_ratio": None,
         "latency_s": None,
@@ -137,6 +141,25 @@ def truncation_conditions(
     ]
 
 
+def per_question_rows(label: str, result: ConditionResult) -> list[dict[str, Any]]:
+    """Every question's result under one condition (``condition`` = ``g=<g>`` or a baseline's name)."""
+    return [{"condition": label, **{k: r[k] for k in PER_QUESTION_FIELDS}} for r in result.records]
+
+
+def with_paired_statistics(
+    report: dict[str, Any], tuned: dict[str, ConditionResult], base: dict[str, ConditionResult], settings: Any
+) -> None:
+    """Add ``paired`` to every ratio: its accuracy drop and token reduction against each reference
+    (``original`` when the baselines ran, and ``g1``), with paired CIs and McNemar's p."""
+    references = {REFERENCE_G1: tuned[ratio_key(1.0)].records}
+    if "original" in base:
+        references = {"original": base["original"].records, **references}
+    bootstrap = BootstrapSettings(settings.bootstrap_resamples, settings.confidence, settings.bootstrap_seed)
+    stats = paired_statistics({k: r.records for k, r in tuned.items()}, references, bootstrap)
+    for key, paired in stats.items():
+        report["ratios"][key]["paired"] = paired
+
+
 def _condition_outputs(name: str, g: float | None, result: ConditionResult, count: int) -> list[dict]:
     return [{"method": name, "g": g, **record} for record in result.records[:count]]
 
@@ -162,12 +185,13 @@ def evaluate_models(
     problems: Sequence[Problem],
     settings: Any,
     instruction: str,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Evaluate the fine-tuned model at g = 1.0 and each ratio, and (with ``base``) the baselines.
 
     Latency: the TokenSkip ratios and ``original`` on ``latency_samples`` problems, interleaved;
-    the other baselines on ``baseline_latency_samples``. Returns the evaluate.json payload and
-    a few evaluated records per condition (``reports/outputs.jsonl``).
+    the other baselines on ``baseline_latency_samples``. Returns the evaluate.json payload,
+    a few evaluated records per condition (``reports/outputs.jsonl``) and every question's result
+    under every condition (the per-question table the paired statistics are computed from).
     """
     if not problems:
         raise TokenSkipError("evaluate: the test split is empty")
@@ -191,4 +215,7 @@ def evaluate_models(
         "ratios": with_actual_ratios(tuned_results, ratio_key(1.0)),
         "baselines": with_actual_ratios(base_results, "original") if base_results else {},
     }
-    return report, outputs
+    with_paired_statistics(report, tuned_results, base_results, settings)
+    labelled = {f"g={name}": result for name, result in tuned_results.items()} | base_results
+    per_question = [row for label, result in labelled.items() for row in per_question_rows(label, result)]
+    return report, outputs, per_question

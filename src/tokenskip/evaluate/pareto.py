@@ -9,7 +9,7 @@ from typing import Any
 
 from tokenskip.core.io import atomic_open
 
-PARETO_FIELDS = ("method", "g", "mean_tokens", "accuracy")
+PARETO_FIELDS = ("method", "g", "mean_tokens", "accuracy", "accuracy_low", "accuracy_high")
 _TRAILING_RATIO = re.compile(r"_(\d*\.?\d+)$")
 
 
@@ -23,22 +23,23 @@ def baseline_ratio(name: str) -> float | None:
 
 def pareto_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluated condition: TokenSkip ratios (method ``tokenskip``), then baselines."""
-    rows = [
-        {"method": "tokenskip", "g": float(key), "mean_tokens": m["mean_cot_tokens"],
-         "accuracy": m["accuracy"]}
-        for key, m in sorted(report["ratios"].items(), key=lambda item: -float(item[0]))
-    ]
+    rows = [_row("tokenskip", float(key), m)
+            for key, m in sorted(report["ratios"].items(), key=lambda item: -float(item[0]))]
     for name, metrics in report.get("baselines", {}).items():
         method = "truncation" if name.startswith("truncation_") else name
-        rows.append(
-            {"method": method, "g": baseline_ratio(name), "mean_tokens": metrics["mean_cot_tokens"],
-             "accuracy": metrics["accuracy"]}
-        )
+        rows.append(_row(method, baseline_ratio(name), metrics))
     return rows
 
 
+def _row(method: str, g: float | None, metrics: dict[str, Any]) -> dict[str, Any]:
+    low, high = metrics.get("accuracy_ci") or (metrics["accuracy"], metrics["accuracy"])
+    return {"method": method, "g": g, "mean_tokens": metrics["mean_cot_tokens"],
+            "accuracy": metrics["accuracy"], "accuracy_low": low, "accuracy_high": high}
+
+
 def write_pareto_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write the rows (``method,g,mean_tokens,accuracy``; empty g where none applies) atomically."""
+    """Write the rows (``method,g,mean_tokens,accuracy,accuracy_low,accuracy_high``; empty g where none
+    applies) atomically; ``dvc plots`` draws one series per method from it."""
     with atomic_open(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=PARETO_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -47,7 +48,8 @@ def write_pareto_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
 
 
 def plot_pareto(path: str | Path, rows: list[dict[str, Any]], title: str = "TokenSkip") -> None:
-    """Accuracy vs mean CoT tokens: lines for TokenSkip and truncation, markers for the rest."""
+    """Accuracy vs mean CoT tokens with 95% error bars, one colour per method: lines for TokenSkip
+    and truncation, markers for the rest."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,17 +57,22 @@ def plot_pareto(path: str | Path, rows: list[dict[str, Any]], title: str = "Toke
 
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     markers = iter("s^vDPX*ph")
-    for method in dict.fromkeys(row["method"] for row in rows):
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    colours = plt.get_cmap("tab10")
+    for index, method in enumerate(methods):
         points = sorted((r for r in rows if r["method"] == method), key=lambda r: r["mean_tokens"])
         xs = [r["mean_tokens"] for r in points]
         ys = [r["accuracy"] for r in points]
-        if method in ("tokenskip", "truncation"):
-            axes.plot(xs, ys, marker="o", linewidth=2 if method == "tokenskip" else 1.2, label=method)
-            for r in points:
-                axes.annotate(f"{r['g']:g}", (r["mean_tokens"], r["accuracy"]), textcoords="offset points",
-                              xytext=(4, 4), fontsize=7)
-        else:
-            axes.scatter(xs, ys, marker=next(markers, "o"), s=50, label=method, zorder=3)
+        errors = [[r["accuracy"] - r["accuracy_low"] for r in points],
+                  [r["accuracy_high"] - r["accuracy"] for r in points]]
+        line = method in ("tokenskip", "truncation")
+        axes.errorbar(xs, ys, yerr=errors, color=colours(index % 10), label=method, capsize=2,
+                      marker="o" if line else next(markers, "o"), markersize=5 if line else 7,
+                      linewidth=(2 if method == "tokenskip" else 1.2) if line else 0, elinewidth=0.8,
+                      zorder=3)
+        for r in points if line else []:
+            axes.annotate(f"{r['g']:g}", (r["mean_tokens"], r["accuracy"]), textcoords="offset points",
+                          xytext=(4, 4), fontsize=7)
     axes.set_xlabel("mean CoT tokens (target tokenizer)")
     axes.set_ylabel("accuracy")
     axes.set_ylim(-0.02, 1.02)

@@ -17,7 +17,12 @@ def register(
     reports: Path = typer.Option(
         Path("reports"), help="Reports folder: pareto.png, validation/, outputs.jsonl"
     ),
+    per_question: Path | None = typer.Option(
+        None, help="Evaluate's per-question table (logged per ratio with mlflow log_table)"
+    ),
+    data: Path | None = typer.Option(None, help="Data folder: its <dataset>/test.jsonl is the test set"),
     report: Path = typer.Option(Path("reports/register.json"), help="Report (DVC metric)"),
+    metrics: Path = typer.Option(Path("reports/metrics.json"), help="Headline metrics (DVC metric)"),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
 ) -> None:
     """Track the pipeline run, register each ratio as a model version, gate and set aliases.
@@ -25,16 +30,21 @@ def register(
     Tracking store: params mlflow.tracking_uri, or MLFLOW_TRACKING_URI (server mode). Nests under
     TOKENSKIP_PARENT_RUN_ID when the flow set it. Re-running for the same run creates no new versions.
     """
-    from tokenskip.core.io import write_json
+    from tokenskip.core.io import read_json, write_json
     from tokenskip.register.registration import RegisterInputs
     from tokenskip.register.registration import register as run_register
+    from tokenskip.register.summary import headline_metrics
 
     settings = load_params(params)
-    inputs = RegisterInputs(evaluate, finetune_report, model, base, reports)
+    test_set = data / settings.data.dataset / "test.jsonl" if data is not None else None
+    inputs = RegisterInputs(evaluate, finetune_report, model, base, reports, per_question, test_set)
     payload = run_register(inputs, settings, params.read_text(encoding="utf-8"))
     write_json(report, payload)
+    write_json(metrics, headline_metrics(payload, read_json(evaluate)))
     champion = payload["champion"]
     where = f"champion v{champion['version']} (g={champion['ratio']:g})" if champion else "no champion"
+    if not payload["aliases_moved"]:
+        where += " (aliases not moved: dvc exp run)"
     typer.echo(
         f"register: {payload['registered_model']}: {payload['created_versions']} new / "
         f"{payload['reused_versions']} existing versions, {where}, {payload['seconds']} s -> {report}"

@@ -1,16 +1,21 @@
 """The promotion gate: which registered versions may serve, and which becomes ``champion``.
 
-Pure functions, no MLflow. A version (one compression ratio g) passes iff
+Pure functions, no MLflow. Every ratio g is compared with a reference on the same test
+questions (``gates.reference``: ``original``, the base model users run today, or ``g1``,
+TokenSkip at g = 1.0); evaluate measured the paired differences and their bootstrap CIs. A version
+passes iff
 
-1. its accuracy drop versus g = 1.0 (absolute points) is <= ``max_accuracy_drop``,
-2. its token reduction versus g = 1.0 (``1 - actual_ratio``) is >= ``min_token_reduction``, and
+1. its accuracy drop versus the reference is <= ``max_accuracy_drop``,
+2. its token reduction versus the reference is >= ``min_token_reduction``, and
 3. when the registered model already has a ``champion`` (from an earlier pipeline run), that
    champion does not dominate it: if the champion needs equal or fewer CoT tokens, the
    version's accuracy may not be lower than the champion's by more than ``max_accuracy_drop``.
    (A version that is more compressive than the champion is judged by 1 and 2 only.)
 
-The most compressive passing version (fewest mean CoT tokens; ties: higher accuracy, then lower
-ratio) becomes the champion; the other passing versions are challengers.
+With ``gates.decision: upper_ci`` (the default) 1 and 2 use the CI bounds: the upper bound of the
+drop and the lower bound of the reduction, so noise alone cannot pass a version; ``point`` uses
+the point estimates. The most compressive passing version (fewest mean CoT tokens; ties: higher
+accuracy, then lower ratio) becomes the champion; the other passing versions are challengers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 EPSILON = 1e-9  # float slack so that a drop of exactly the bound passes
+DECISIONS = ("point", "upper_ci")
 
 
 @dataclass(frozen=True)
@@ -32,11 +38,23 @@ class RatioResult:
 
 
 @dataclass(frozen=True)
+class Paired:
+    """One ratio against one reference on the same questions (from evaluate.json ``paired``)."""
+
+    accuracy_drop: float
+    accuracy_drop_ci: tuple[float, float]
+    token_reduction: float
+    token_reduction_ci: tuple[float, float]
+    mcnemar_p: float
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """``gates`` section of params.yaml."""
 
     max_accuracy_drop: float
     min_token_reduction: float
+    decision: str = "upper_ci"
 
 
 @dataclass(frozen=True)
@@ -46,36 +64,47 @@ class Verdict:
     ratio: float
     passed: bool
     reason: str
-    accuracy_drop: float
-    token_reduction: float
+    reference: str
+    decision: str
+    paired: Paired
+
+    @property
+    def accuracy_drop(self) -> float:
+        """Point estimate of the accuracy lost versus the reference (negative: better)."""
+        return self.paired.accuracy_drop
+
+    @property
+    def token_reduction(self) -> float:
+        """Point estimate of the share of CoT tokens saved versus the reference."""
+        return self.paired.token_reduction
 
 
-def accuracy_drop(candidate: RatioResult, reference: RatioResult) -> float:
-    """Accuracy lost versus g = 1.0, in absolute points (negative when the candidate is better)."""
-    return reference.accuracy - candidate.accuracy
-
-
-def token_reduction(candidate: RatioResult) -> float:
-    """Fraction of CoT tokens saved versus g = 1.0: ``1 - actual_ratio``."""
-    return 1.0 - candidate.actual_ratio
+def judged_bounds(paired: Paired, decision: str) -> tuple[float, float]:
+    """(drop, reduction) the gate compares with its thresholds under ``decision``."""
+    if decision not in DECISIONS:
+        raise ValueError(f"gates.decision must be one of {DECISIONS} (got {decision!r})")
+    if decision == "point":
+        return paired.accuracy_drop, paired.token_reduction
+    return paired.accuracy_drop_ci[1], paired.token_reduction_ci[0]
 
 
 def judge(
     candidate: RatioResult,
-    reference: RatioResult,
+    paired: Paired,
+    reference: str,
     thresholds: Thresholds,
     champion: RatioResult | None = None,
 ) -> Verdict:
     """Apply the gate to one candidate; the reason names every failed condition (or 'passed')."""
-    drop = accuracy_drop(candidate, reference)
-    reduction = token_reduction(candidate)
+    drop, reduction = judged_bounds(paired, thresholds.decision)
+    what = "" if thresholds.decision == "point" else " (CI bound)"
     failures = []
     if drop > thresholds.max_accuracy_drop + EPSILON:
-        failures.append(f"accuracy drop {drop:.4f} > max_accuracy_drop {thresholds.max_accuracy_drop:g}")
+        failures.append(f"accuracy drop vs {reference}{what} {drop:.4f} > max_accuracy_drop "
+                        f"{thresholds.max_accuracy_drop:g}")
     if reduction < thresholds.min_token_reduction - EPSILON:
-        failures.append(
-            f"token reduction {reduction:.4f} < min_token_reduction {thresholds.min_token_reduction:g}"
-        )
+        failures.append(f"token reduction vs {reference}{what} {reduction:.4f} < min_token_reduction "
+                        f"{thresholds.min_token_reduction:g}")
     if champion is not None and champion.mean_cot_tokens <= candidate.mean_cot_tokens + EPSILON:
         behind = champion.accuracy - candidate.accuracy
         if behind > thresholds.max_accuracy_drop + EPSILON:
@@ -87,19 +116,10 @@ def judge(
         ratio=candidate.ratio,
         passed=not failures,
         reason="; ".join(failures) if failures else "passed",
-        accuracy_drop=drop,
-        token_reduction=reduction,
+        reference=reference,
+        decision=thresholds.decision,
+        paired=paired,
     )
-
-
-def judge_all(
-    candidates: Sequence[RatioResult],
-    reference: RatioResult,
-    thresholds: Thresholds,
-    champion: RatioResult | None = None,
-) -> list[Verdict]:
-    """Verdicts for every candidate, in input order."""
-    return [judge(candidate, reference, thresholds, champion) for candidate in candidates]
 
 
 def promotion_order(candidates: Sequence[RatioResult], verdicts: Sequence[Verdict]) -> list[float]:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import RatioResult, Verdict
+from tokenskip.register.inputs import METRICS
 from tokenskip.register.tracking import Tracking
 
 KEY_TAG = "tokenskip.key"
@@ -23,9 +23,6 @@ PARENT_RUN_TAG = "parent_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always
-TIMING_METRICS = ("latency_s", "throughput_tok_s")  # present; null when evaluate did not time it
-METRICS = GATE_METRICS + TIMING_METRICS
 
 
 def registered_model_name(configured: str | None, model_name: str, dataset: str) -> str:
@@ -35,48 +32,6 @@ def registered_model_name(configured: str | None, model_name: str, dataset: str)
     short = model_name.rstrip("/").split("/")[-1].lower()
     slug = re.sub(r"[^a-z0-9._-]+", "-", f"tokenskip-{short}-{dataset}".lower()).strip("-")
     return slug
-
-
-def ratio_results(
-    evaluate: Mapping[str, Any], ratios: list[float], source: str
-) -> dict[float, dict[str, float]]:
-    """Per-ratio metrics of ``reports/evaluate.json`` for g = 1.0 and ``ratios``.
-
-    Raises TokenSkipError naming the file, the missing ratio or metric, or the bad value.
-    """
-    table = evaluate.get("ratios") if isinstance(evaluate, Mapping) else None
-    if not isinstance(table, Mapping):
-        raise TokenSkipError(f"{source}: missing object 'ratios'")
-    by_value: dict[float, Any] = {}
-    for key, value in table.items():
-        try:
-            by_value[round(float(key), 6)] = value
-        except ValueError:
-            raise TokenSkipError(f"{source}: ratios.{key}: not a number") from None
-    results = {}
-    for ratio in sorted({1.0, *ratios}, reverse=True):
-        label = ratio_key(ratio)
-        entry = by_value.get(round(ratio, 6))
-        if not isinstance(entry, Mapping):
-            raise TokenSkipError(f"{source}: ratios.{label}: missing (evaluate.ratios lists it)")
-        results[ratio] = {metric: _metric(entry, metric, f"{source}: ratios.{label}") for metric in METRICS}
-    return results
-
-
-def _metric(entry: Mapping[str, Any], metric: str, where: str) -> float | None:
-    if metric not in entry or (entry[metric] is None and metric in GATE_METRICS):
-        raise TokenSkipError(f"{where}.{metric}: missing")
-    value = entry[metric]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenSkipError(f"{where}.{metric}: not a number ({value!r})")
-    return float(value)
-
-
-def as_result(ratio: float, row: Mapping[str, float]) -> RatioResult:
-    """The gate's view of one ratio."""
-    return RatioResult(ratio, row["accuracy"], row["mean_cot_tokens"], row["actual_ratio"])
 
 
 def result_from_tags(version: Any) -> RatioResult | None:
@@ -154,17 +109,30 @@ def baseline_champion(
     return tracking.call("get previous champion", lambda: tracking.client.get_model_version(name, previous))
 
 
+def _interval(values: tuple[float, float]) -> str:
+    return f"[{values[0]:.4g}, {values[1]:.4g}]"
+
+
 def version_tags(
-    ratio: float, row: Mapping[str, float], verdict: Verdict, run_ids: Mapping[str, str], previous: str
+    ratio: float, row: Mapping[str, float], verdict: Verdict, run_ids: Mapping[str, str], previous: str,
+    drops: Mapping[str, float],
 ) -> dict[str, str]:
-    """Everything a user filters versions by: figures, gate verdict and reason, run ids."""
+    """Everything a user filters versions by: figures, the gate's reference, statistics, verdict and
+    reason, the accuracy drop against each reference (``drops``), run ids."""
     tags = {
         "ratio": ratio_key(ratio),
         **{m: "none" if row[m] is None else f"{row[m]:.6g}" for m in METRICS},
     }
+    paired = verdict.paired
     tags.update(
-        accuracy_drop=f"{verdict.accuracy_drop:.6g}",
-        token_reduction=f"{verdict.token_reduction:.6g}",
+        reference=verdict.reference,
+        decision=verdict.decision,
+        accuracy_drop=f"{paired.accuracy_drop:.6g}",
+        accuracy_drop_ci=_interval(paired.accuracy_drop_ci),
+        token_reduction=f"{paired.token_reduction:.6g}",
+        token_reduction_ci=_interval(paired.token_reduction_ci),
+        mcnemar_p=f"{paired.mcnemar_p:.4g}",
+        **{f"accuracy_drop_{ref}": f"{drop:.6g}" for ref, drop in drops.items()},
         gate="passed" if verdict.passed else "failed",
         gate_reason=verdict.reason,
         previous_champion=previous,
@@ -174,7 +142,19 @@ def version_tags(
     return tags
 
 
-def ensure_version(tracking: Tracking, name: str, source: str, model_id: str, run_id: str, tags: dict) -> Any:
+def version_description(ratio: float, row: Mapping[str, Any], verdict: Verdict) -> str:
+    """One line for the registry UI, e.g.
+    ``g=0.6: accuracy 0.856 [0.83, 0.88], 85 CoT tokens (-37% vs original), gate passed``."""
+    low, high = row.get("accuracy_ci") or (row["accuracy"], row["accuracy"])
+    saved = verdict.paired.token_reduction
+    gate = "gate passed" if verdict.passed else f"gate failed: {verdict.reason}"
+    return (f"g={ratio_key(ratio)}: accuracy {row['accuracy']:.3f} [{low:.2f}, {high:.2f}], "
+            f"{row['mean_cot_tokens']:.0f} CoT tokens ({-saved:+.0%} vs {verdict.reference}), {gate}")
+
+
+def ensure_version(
+    tracking: Tracking, name: str, source: str, model_id: str, run_id: str, tags: dict, description: str = ""
+) -> Any:
     """The version with ``tags[KEY_TAG]``: found, or created with all its tags at once."""
     client = tracking.client
     key = tags[KEY_TAG]
@@ -183,7 +163,8 @@ def ensure_version(tracking: Tracking, name: str, source: str, model_id: str, ru
         found = client.search_model_versions(f"name = '{name}' and tags.`{KEY_TAG}` = '{key}'")
         if found:
             return found[0]
-        return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+        return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id,
+                                           description=description)
 
     version = tracking.call(f"register version {key}", create)
     for tag, value in tags.items():  # a re-run with other gate settings updates the verdict tags
@@ -192,6 +173,9 @@ def ensure_version(tracking: Tracking, name: str, source: str, model_id: str, ru
                 "set version tag",
                 lambda t=tag, v=value: client.set_model_version_tag(name, version.version, t, v),
             )
+    if description and version.description != description:
+        tracking.call("describe version",
+                      lambda: client.update_model_version(name, version.version, description=description))
     return version
 
 
@@ -216,6 +200,7 @@ class Outcome:
     order: list[float]
     existing: dict[str, Any]
     baseline: Any | None
+    drops: dict[float, dict[str, float]]  # per ratio, the accuracy drop against each reference
 
 
 def outcome_report(
@@ -237,8 +222,15 @@ def outcome_report(
                 "alias": aliases.get(ratio),
                 "accuracy": rows[ratio]["accuracy"],
                 "mean_cot_tokens": rows[ratio]["mean_cot_tokens"],
+                "accuracy_ci": rows[ratio].get("accuracy_ci"),
+                "reference": verdict.reference,
+                "decision": verdict.decision,
                 "accuracy_drop": round(verdict.accuracy_drop, 6),
+                "accuracy_drop_ci": list(verdict.paired.accuracy_drop_ci),
                 "token_reduction": round(verdict.token_reduction, 6),
+                "token_reduction_ci": list(verdict.paired.token_reduction_ci),
+                "mcnemar_p": verdict.paired.mcnemar_p,
+                **{f"accuracy_drop_{ref}": drop for ref, drop in outcome.drops[ratio].items()},
                 "run_id": version.run_id,
             }
         )

@@ -14,11 +14,13 @@ from tokenskip.core.params import load_params
 def validate(
     cot: Path = typer.Option(..., help="Generated CoTs (cot.jsonl)"),
     pruned: Path = typer.Option(..., help="Folder with pruned_<g>.jsonl and samples.jsonl"),
+    base: Path = typer.Option(Path("models/base"), help="Base model folder: its tokenizer recounts tokens"),
     report: Path = typer.Option(..., help="JSON report (success, per-suite statistics, failures)"),
     docs: Path = typer.Option(..., help="Folder for the static HTML data docs"),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
 ) -> None:
     """Validate generated, pruned and training data; exit 1 if any expectation fails."""
+    from tokenskip.core.hf import load_tokenizer, resolve_base_model
     from tokenskip.validate import Thresholds, build_frames, format_failure, load_inputs, validate_frames
 
     config = load_params(params)
@@ -30,7 +32,9 @@ def validate(
         ratio_mix_tolerance=config.validate_.ratio_mix_tolerance,
     )
     try:
-        frames = build_frames(load_inputs(cot, pruned), thresholds.ratios)
+        inputs = load_inputs(cot, pruned)
+        tokenizer = load_tokenizer(*resolve_base_model(base))
+        frames = build_frames(inputs, thresholds.ratios, tokenizer)
     except TokenSkipError as exc:
         write_json(report, {"success": False, "error": str(exc), "suites": {}, "failures": []})
         raise

@@ -3,12 +3,19 @@
 Cross-record rules (digits kept in order, ratio tag iff g < 1, per-ratio mean actual ratio,
 ratio mix) are computed here in pandas, one derived column per rule, so that each rule is then
 checked by a built-in Great Expectations expectation on that column (see ``suites.py``).
+A derived check that cannot be computed (e.g. a prompt that is not a string) is False, never null:
+GX's column-value expectations skip nulls, so a null would pass.
+
+Token counts of the pruned records are recounted from their text with the target model's tokenizer
+(``tokenskip.core.records.count_tokens``, as prune counted them): the actual ratio comes from the
+recount, and the recorded ``cot_tokens`` / ``compressed_tokens`` are checked against it.
 
 Frames (one per suite):
 
 - ``generated_cots``: one row per cot record (artifacts/generate/cot.jsonl).
 - ``pruned_cots``: one row per pruned record, all ratios (artifacts/prune/pruned_<g>.jsonl).
-- ``pruned_ratios``: one row per ratio (configured or found): records and mean actual ratio.
+- ``pruned_ratios``: one row per ratio (configured or found): records and mean actual ratio
+  (recounted compressed tokens / recounted CoT tokens).
 - ``training_samples``: one row per sample record (artifacts/prune/samples.jsonl).
 - ``training_ratio_mix``: one row per ratio (prune.ratios plus 1.0, or found): share of samples.
 
@@ -31,7 +38,7 @@ import pandas as pd
 from tokenskip.core.answers import normalize_number
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.io import read_jsonl
-from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS
+from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS, count_tokens
 
 PRUNED_PATTERN = re.compile(r"^pruned_(\d+(?:\.\d+)?)\.jsonl$")
 RATIO_TAG = re.compile(r"(<[^<>\s]{1,64}>)(\d+(?:\.\d+)?)\1")
@@ -82,6 +89,11 @@ def _frame(records: Sequence[dict[str, Any]], fields: Iterable[str]) -> pd.DataF
     return frame.astype(object).where(frame.notna(), None)
 
 
+def _checked(values: Iterable[bool | None]) -> list[bool]:
+    """A derived check column: None (could not be computed) counts as a failed check (False)."""
+    return [value is True for value in values]
+
+
 def _is_number(value: Any) -> bool | None:
     if value is None:
         return None
@@ -94,9 +106,8 @@ def _is_number(value: Any) -> bool | None:
 
 def digits_in_order(original: Any, compressed: Any) -> bool | None:
     """True when the digits of ``original`` appear in ``compressed`` in the same order
-    (as a subsequence); None (not checked) when either is not a string or ``compressed`` is
-    blank: a blank compressed CoT is reported by its own expectation."""
-    if not isinstance(original, str) or not isinstance(compressed, str) or not compressed.strip():
+    (as a subsequence); None (cannot be checked) when either is not a string."""
+    if not isinstance(original, str) or not isinstance(compressed, str):
         return None
     remaining = iter(_DIGIT.findall(compressed))
     return all(digit in remaining for digit in _DIGIT.findall(original))
@@ -121,7 +132,7 @@ def tag_matches_ratio(prompt: Any, ratio: Any) -> bool | None:
 def cot_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """generated_cots: the cot records plus ``prediction_is_number``."""
     frame = _frame(records, COT_FIELDS)
-    frame["prediction_is_number"] = [_is_number(v) for v in frame["prediction"]]
+    frame["prediction_is_number"] = _checked(_is_number(v) for v in frame["prediction"])
     return frame
 
 
@@ -133,22 +144,55 @@ def _actual_ratio(compressed: Any, original: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def pruned_frame(records: Sequence[dict[str, Any]], cot_ids: Iterable[Any]) -> pd.DataFrame:
-    """pruned_cots: pruned records plus ``actual_ratio`` (compressed_tokens / cot_tokens),
-    ``digits_in_order``, ``in_generated`` (id is a generated CoT) and ``ratio_matches_file``."""
+def recount(tokenizer: Any, texts: Iterable[Any], cache: dict[str, int]) -> list[int | None]:
+    """Token counts of ``texts`` in the target tokenizer (None for a non-string), memoised in
+    ``cache`` (a CoT recurs once per ratio)."""
+    counts: list[int | None] = []
+    for text in texts:
+        if not isinstance(text, str):
+            counts.append(None)
+            continue
+        if text not in cache:
+            cache[text] = count_tokens(tokenizer, text)
+        counts.append(cache[text])
+    return counts
+
+
+def count_matches(recorded: Any, recounted: int | None) -> bool | None:
+    """True when a recorded token count equals the recount (None when there is no recount)."""
+    if recounted is None:
+        return None
+    return isinstance(recorded, int | float) and not isinstance(recorded, bool) and recorded == recounted
+
+
+def _add_recounts(frame: pd.DataFrame, tokenizer: Any) -> None:
+    """Recount the CoT and the compressed CoT; add the recounts, ``actual_ratio`` (from the
+    recounts) and ``cot_tokens_match_text`` / ``compressed_tokens_match_text``."""
+    cache: dict[str, int] = {}
+    counts: dict[str, list[int | None]] = {}
+    for text, count in (("cot", "cot_tokens"), ("compressed_cot", "compressed_tokens")):
+        counts[count] = recount(tokenizer, frame[text], cache)
+        frame[f"{count}_recounted"] = pd.Series(counts[count], index=frame.index, dtype=object)
+        frame[f"{count}_match_text"] = _checked(
+            count_matches(r, n) for r, n in zip(frame[count], counts[count], strict=True))
+    frame["actual_ratio"] = pd.Series(
+        [_actual_ratio(c, o) for c, o in zip(counts["compressed_tokens"], counts["cot_tokens"], strict=True)],
+        index=frame.index, dtype=object)
+
+
+def pruned_frame(records: Sequence[dict[str, Any]], cot_ids: Iterable[Any], tokenizer: Any) -> pd.DataFrame:
+    """pruned_cots: pruned records plus the token recounts (see ``_add_recounts``),
+    ``actual_ratio``, ``digits_in_order``, ``in_generated`` (id is a generated CoT) and
+    ``ratio_matches_file``."""
     frame = _frame(records, (*PRUNED_FIELDS, "_file_ratio"))
     known = set(cot_ids)
-    frame["actual_ratio"] = [
-        _actual_ratio(c, o) for c, o in zip(frame["compressed_tokens"], frame["cot_tokens"], strict=True)
-    ]
-    frame["digits_in_order"] = [
-        digits_in_order(o, c) for o, c in zip(frame["cot"], frame["compressed_cot"], strict=True)
-    ]
-    frame["in_generated"] = [None if i is None else i in known for i in frame["id"]]
-    frame["ratio_matches_file"] = [
+    _add_recounts(frame, tokenizer)
+    frame["digits_in_order"] = _checked(
+        digits_in_order(o, c) for o, c in zip(frame["cot"], frame["compressed_cot"], strict=True))
+    frame["in_generated"] = _checked(None if i is None else i in known for i in frame["id"])
+    frame["ratio_matches_file"] = _checked(
         None if r is None or f is None else _ratio_value(r) == _ratio_value(f)
-        for r, f in zip(frame["ratio"], frame["_file_ratio"], strict=True)
-    ]
+        for r, f in zip(frame["ratio"], frame["_file_ratio"], strict=True))
     return frame.drop(columns="_file_ratio")
 
 
@@ -159,8 +203,9 @@ def _ratio_rows(ratios: Iterable[Any], expected: Sequence[float]) -> list[float]
 
 
 def pruned_ratio_frame(pruned: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFrame:
-    """pruned_ratios: per ratio, ``records`` and ``mean_actual_ratio`` and its absolute
-    deviation from the target, ``ratio_error`` (null when the ratio has no records)."""
+    """pruned_ratios: per ratio, ``records`` and ``mean_actual_ratio`` (over the records whose
+    recounted ratio is defined) and its absolute deviation from the target, ``ratio_error`` (null
+    when there is no such record; such records fail their own record-level expectations)."""
     keys = [_ratio_value(r) for r in pruned["ratio"]]
     rows = []
     for g in _ratio_rows(keys, ratios):
@@ -176,9 +221,8 @@ def pruned_ratio_frame(pruned: pd.DataFrame, ratios: Sequence[float]) -> pd.Data
 def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """training_samples: sample records plus ``tag_matches_ratio`` (tag iff g < 1)."""
     frame = _frame(records, SAMPLE_FIELDS)
-    frame["tag_matches_ratio"] = [
-        tag_matches_ratio(p, r) for p, r in zip(frame["prompt"], frame["ratio"], strict=True)
-    ]
+    frame["tag_matches_ratio"] = _checked(
+        tag_matches_ratio(p, r) for p, r in zip(frame["prompt"], frame["ratio"], strict=True))
     return frame
 
 
@@ -193,10 +237,11 @@ def ratio_mix_frame(samples: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFr
     return _frame(rows, ("ratio", "samples", "share"))
 
 
-def build_frames(inputs: Inputs, prune_ratios: Sequence[float]) -> dict[str, pd.DataFrame]:
-    """All five frames, keyed by suite name."""
+def build_frames(inputs: Inputs, prune_ratios: Sequence[float], tokenizer: Any) -> dict[str, pd.DataFrame]:
+    """All five frames, keyed by suite name; ``tokenizer`` is the target model's (it recounts the
+    pruned records' tokens)."""
     cots = cot_frame(inputs.cots)
-    pruned = pruned_frame(inputs.pruned, cots["id"])
+    pruned = pruned_frame(inputs.pruned, cots["id"], tokenizer)
     samples = samples_frame(inputs.samples)
     return {
         "generated_cots": cots,

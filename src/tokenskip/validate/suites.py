@@ -2,7 +2,9 @@
 
 Each expectation carries ``meta={"name": "<suite>.<rule>"}``, a one-line ``notes`` and the
 description ``"<name>: <notes>"`` that the data docs show. Cross-record rules run on the
-derived columns of ``frames.py``.
+derived columns of ``frames.py``; a derived check that cannot be computed is False there, so it
+fails here (GX's column-value expectations skip nulls). Token-count rules on pruned records use the
+recount of their text in the target tokenizer.
 Great Expectations is imported inside the functions (it is slow to import).
 """
 
@@ -59,6 +61,7 @@ def _present(gx: Any, suite: str, fields: Sequence[str]) -> list[Any]:
 
 
 def _is_true(gx: Any, name: str, notes: str, column: str) -> Any:
+    """``column`` is True on every row (a null is skipped: derived columns hold no nulls)."""
     return _rule(gx.expectations.ExpectColumnValuesToBeInSet, name, notes, column=column, value_set=[True])
 
 
@@ -94,6 +97,12 @@ def _pruned(gx: Any, t: Thresholds) -> list[Any]:
         _rule(e.ExpectColumnPairValuesAToBeGreaterThanB, f"{s}.compressed_not_longer",
               "compressed_tokens is at most cot_tokens", column_A="cot_tokens", column_B="compressed_tokens",
               or_equal=True),
+        _is_true(gx, f"{s}.cot_tokens_match_text",
+                 "cot_tokens equals the CoT's token count, recounted with the target tokenizer",
+                 "cot_tokens_match_text"),
+        _is_true(gx, f"{s}.compressed_tokens_match_text",
+                 "compressed_tokens equals the compressed CoT's token count, recounted with the "
+                 "target tokenizer", "compressed_tokens_match_text"),
     ]
     if t.force_digits:
         rules.append(_is_true(gx, f"{s}.digits_kept_in_order",
@@ -108,8 +117,8 @@ def _pruned_ratios(gx: Any, t: Thresholds) -> list[Any]:
         _rule(e.ExpectColumnValuesToBeBetween, f"{s}.every_ratio_present",
               "every ratio of prune.ratios has pruned records", column="records", min_value=1),
         _rule(e.ExpectColumnValuesToBeBetween, f"{s}.mean_actual_ratio_on_target",
-              f"mean(compressed_tokens / cot_tokens) is within "
-              f"validate.ratio_tolerance={t.ratio_tolerance} of g",
+              f"mean(compressed CoT tokens / CoT tokens), both recounted from the text with the "
+              f"target tokenizer, is within validate.ratio_tolerance={t.ratio_tolerance} of g",
               column="ratio_error", max_value=t.ratio_tolerance + EPSILON),
     ]
 

@@ -1,0 +1,157 @@
+"""The child runs of one pipeline run: the finetune run and one run per ratio (metrics, gate tags,
+its evaluated outputs and per-question table, the pyfunc model). Each is found again on a re-run,
+and what it already holds is not logged twice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import ADAPTER_SUBDIR
+from tokenskip.core.prompts import ratio_key
+from tokenskip.register.gate import Verdict
+from tokenskip.register.tracking import (
+    Tracking,
+    finish_run,
+    log_artifact_once,
+    log_metrics_once,
+    log_params_once,
+    open_child_run,
+    set_tags,
+)
+
+MODEL_ID_TAG = "tokenskip.model_id"
+PER_QUESTION_TABLE = "per_question.json"  # MlflowClient().load_table(experiment_id, this, run_ids=[...])
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become their JSON text."""
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: json.dumps(tree) if isinstance(tree, list) else tree}
+
+
+def loss_curve(finetune: dict[str, Any], source: Path) -> list[tuple[int, float]]:
+    """(step, loss) points of finetune.json's ``loss_history``; a malformed point is one error."""
+    curve = []
+    for index, point in enumerate(finetune.get("loss_history") or []):
+        if (
+            not isinstance(point, dict)
+            or not isinstance(point.get("step"), int | float)
+            or not isinstance(point.get("loss"), int | float)
+        ):
+            raise TokenSkipError(f"{source}: loss_history.{index}: needs numeric 'step' and 'loss'")
+        curve.append((int(point["step"]), float(point["loss"])))
+    return curve
+
+
+def finetune_run(
+    tracking: Tracking, parent: Any, finetune_params: dict, report: dict, report_path: Path, model_dir: Path
+) -> Any:
+    """The finetune child run: its params, the numbers of finetune.json, the loss curve, the adapter."""
+    run = open_child_run(tracking, parent, "finetune", {"tokenskip.role": "finetune"})
+    log_params_once(tracking, run, flatten(finetune_params, "finetune."))
+    numbers = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    log_metrics_once(tracking, run, numbers, "loss", loss_curve(report, report_path))
+    log_artifact_once(tracking, run, model_dir / ADAPTER_SUBDIR)
+    finish_run(tracking, run.info.run_id)
+    return run
+
+
+def outputs_for(outputs: list[dict], ratio: float) -> list[dict]:
+    """The evaluated outputs of TokenSkip at ``ratio`` among reports/outputs.jsonl's."""
+    def g_of(record: dict) -> float:
+        value = record.get("g", record.get("ratio"))
+        return 1.0 if value is None else float(value)
+
+    return [s for s in outputs if s.get("method", "tokenskip") == "tokenskip" and abs(g_of(s) - ratio) < 1e-6]
+
+
+def ratio_figures(row: dict, verdict: Verdict, drops: dict[str, float]) -> dict[str, float]:
+    """The child run's metrics: evaluate's numbers, the gate's statistics, the drop per reference."""
+    paired = verdict.paired
+    figures = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    figures.update(
+        accuracy_drop=paired.accuracy_drop,
+        accuracy_drop_ci_low=paired.accuracy_drop_ci[0],
+        accuracy_drop_ci_high=paired.accuracy_drop_ci[1],
+        token_reduction=paired.token_reduction,
+        token_reduction_ci_low=paired.token_reduction_ci[0],
+        token_reduction_ci_high=paired.token_reduction_ci[1],
+        mcnemar_p=paired.mcnemar_p,
+        **{f"accuracy_drop_{ref}": drop for ref, drop in drops.items()},
+    )
+    return figures
+
+
+def _log_tables(tracking: Tracking, run_id: str, ratio: float, extra: dict) -> None:
+    outputs = outputs_for(extra["outputs"], ratio)
+    if outputs:
+        text = "".join(json.dumps(s) + "\n" for s in outputs)
+        tracking.call("log outputs", lambda: tracking.client.log_text(run_id, text, "outputs.jsonl"))
+    rows = [r for r in extra["per_question"] if r.get("condition") == f"g={ratio_key(ratio)}"]
+    logged = tracking.call("list artifacts", lambda: tracking.client.list_artifacts(run_id))
+    if rows and PER_QUESTION_TABLE not in {a.path for a in logged}:  # log_table appends: log once
+        columns = {key: [r.get(key) for r in rows] for key in rows[0]}
+        tracking.call("log per-question table",
+                      lambda: tracking.client.log_table(run_id, columns, PER_QUESTION_TABLE))
+
+
+def ratio_run(
+    tracking: Tracking, parent: Any, ratio: float, row: dict, verdict: Verdict, drops: dict[str, float],
+    extra: dict,
+) -> tuple[str, str]:
+    """Child run of one ratio: metrics, gate tags, its outputs and per-question table, and the pyfunc
+    model (logged once). Returns (run id, logged model id)."""
+    import mlflow
+    from tokenskip.register.pyfunc_model import log_pyfunc
+
+    label = ratio_key(ratio)
+    run = open_child_run(tracking, parent, f"ratio-{label}", {"tokenskip.role": "ratio", "ratio": label})
+    run_id = run.info.run_id
+    log_params_once(tracking, run, {"ratio": label})
+    log_metrics_once(tracking, run, ratio_figures(row, verdict, drops))
+    tags = {"gate": "passed" if verdict.passed else "failed", "gate_reason": verdict.reason,
+            "reference": verdict.reference, "decision": verdict.decision}
+    set_tags(tracking, run_id, tags | {f"accuracy_drop_{ref}": f"{d:.6g}" for ref, d in drops.items()})
+    _log_tables(tracking, run_id, ratio, extra)
+    model_id = run.data.tags.get(MODEL_ID_TAG)
+    if not model_id:
+
+        def log_model() -> str:
+            with mlflow.start_run(run_id=run_id, nested=True):
+                return log_pyfunc(extra["model_dir"], extra["base_dir"], ratio, **extra["serving"]).model_id
+
+        model_id = tracking.call(f"log model ratio {label}", log_model)
+        set_tags(tracking, run_id, {MODEL_ID_TAG: model_id})
+    finish_run(tracking, run_id)
+    return run_id, model_id
+
+
+def log_test_set(tracking: Tracking, run_id: str, test_file: Path, dataset: str, n_test: int | None) -> None:
+    """Log the evaluated test problems as the run's input dataset (context ``test``, with digest)."""
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    from tokenskip.core.problems import load_problems
+
+    problems = load_problems(test_file, f"{dataset}-test")[:n_test]
+    frame = pd.DataFrame([p.to_record() for p in problems])
+    data = mlflow.data.from_pandas(frame, source=str(test_file), name=f"{dataset}-test", targets="gold")
+    entry = DatasetInput(data._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "test")])
+    tracking.call("log the test set", lambda: tracking.client.log_inputs(run_id, datasets=[entry]))
+
+
+def read_records(path: Path | None, optional: bool = False) -> list[dict]:
+    """JSON Lines records of ``path``; none when it is not given (or, if ``optional``, missing or empty)."""
+    from tokenskip.core.io import read_jsonl
+
+    if path is None or (optional and (not path.is_file() or not path.stat().st_size)):
+        return []
+    return read_jsonl(path)
