@@ -153,6 +153,24 @@ def test_nests_under_flow_parent_and_gates_against_champion(
     assert second["champion"] == {"version": mine["0.5"].version, "ratio": 0.5, "from_this_run": True}
 
 
+def test_a_plain_register_after_the_flow_creates_no_second_version(
+    tracking_env: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow registered the model under its parent run; `tokenskip register` by hand on the same
+    model and evaluation reuses those versions instead of adding v5-v8 and moving the aliases."""
+    root = write_workspace(tmp_path, tiny_model_dir)
+    mc = client(tracking_env)
+    flow_parent = mc.create_run(mc.create_experiment(f"flow-{tmp_path.name}")).info.run_id
+    monkeypatch.setenv("TOKENSKIP_PARENT_RUN_ID", flow_parent)
+    first = run_register(root)
+    monkeypatch.delenv("TOKENSKIP_PARENT_RUN_ID")
+    second = run_register(root)
+    name = first["registered_model"]
+    assert (second["created_versions"], second["reused_versions"]) == (0, 4)
+    assert len(versions(tracking_env, name)) == 4
+    assert second["champion"] == first["champion"] and second["parent_run_id"] == flow_parent
+
+
 def test_unreachable_server_fails_fast_with_one_line(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,7 +120,7 @@ def test_adapter_only_model_is_packaged_with_its_base(
 
     import mlflow
     from tokenskip.core.hf import load_causal_lm
-    from tokenskip.register.pyfunc_model import log_pyfunc
+    from tokenskip.register.pyfunc_model import INPUT_EXAMPLE, log_pyfunc
     from tokenskip.register.tracking import globally
 
     base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
@@ -134,3 +134,5 @@ def test_adapter_only_model_is_packaged_with_its_base(
     artifacts = model.metadata.flavors["python_function"]["artifacts"]
     assert sorted(artifacts) == ["adapter", "base"]
     check_rows(model.predict([QUESTION]), 0.5)
+    example = model.input_example  # saved with the version, what the registry UI shows
+    assert list(example) == INPUT_EXAMPLE or list(example.iloc[:, 0]) == INPUT_EXAMPLE

@@ -25,6 +25,9 @@ MODEL_KEY = MODEL_SUBDIR
 ADAPTER_KEY = ADAPTER_SUBDIR
 BASE_KEY = "base"
 OUTPUT_COLUMNS = ("cot", "answer", "ratio", "output", "cot_tokens")
+# saved with every version (the registry UI and `mlflow models serve` show it); MLflow also runs it
+# through the logged model once at logging time, so a version that cannot answer is noticed then
+INPUT_EXAMPLE = ["Tom has 3 apples. He buys 5 more. How many apples does Tom have now?"]
 
 
 def split_answer(text: str) -> tuple[str, str | None]:
@@ -155,6 +158,7 @@ def log_pyfunc(
                     "batch_size": batch_size,
                 },
                 signature=model_signature(ratio, max_new_tokens),
+                input_example=INPUT_EXAMPLE,
                 code_paths=[str(code)],
                 pip_requirements=_requirements(),
             )

@@ -17,7 +17,7 @@ import hashlib
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from tokenskip.core.io import read_json
 from tokenskip.core.params import Params
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import Thresholds, judge, promotion_order
-from tokenskip.register.inputs import as_result, paired_results, ratio_results
+from tokenskip.register.inputs import as_result, content_key, paired_results, ratio_results
 from tokenskip.register.registry import (
+    CONTENT_TAG,
     PARENT_RUN_TAG,
     Outcome,
     alias_version,
@@ -40,7 +41,7 @@ from tokenskip.register.registry import (
     result_from_tags,
     version_description,
     version_tags,
-    versions_of_run,
+    versions_of_content,
 )
 from tokenskip.register.runs import finetune_run, flatten, log_test_set, loss_curve, ratio_run, read_records
 from tokenskip.register.tracking import (
@@ -152,34 +153,49 @@ def _serving_extra(inputs: RegisterInputs, params: Params) -> dict[str, Any]:
     }
 
 
-def _register_versions(
-    tracking: Tracking, name: str, parent: Any, ft_run_id: str, inputs: tuple[dict, dict], params: Params,
-    extra: dict,
-) -> Outcome:
-    """Gate every ratio and log its child run and model; then find or create the versions.
-
-    The registry is written last, in one short burst (registered model, versions, then aliases by
-    the caller): a failure while logging the models leaves the registry untouched.
-    """
-    rows, paired = inputs
-    parent_id = parent.info.run_id
-    existing = versions_of_run(tracking, name, parent_id)
-    baseline = baseline_champion(tracking, name, parent_id, existing)
-    champion = result_from_tags(baseline) if baseline is not None else None
-    previous = str(baseline.version) if baseline is not None else "none"
+def _gate(rows: dict, paired: dict, params: Params, champion: Any) -> dict[float, Any]:
     gates = params.gates
     thresholds = Thresholds(gates.max_accuracy_drop, gates.min_token_reduction, gates.decision)
+    return {ratio: judge(as_result(ratio, row), paired[ratio][gates.reference], gates.reference, thresholds,
+                         champion)
+            for ratio, row in rows.items()}
+
+
+def _register_versions(
+    tracking: Tracking, name: str, content: str, runs: RunLogger | None, inputs: tuple[dict, dict],
+    params: Params,
+) -> Outcome:
+    """Gate every ratio; log its child run and model unless all its versions exist; then find or
+    create the versions (content-keyed: the same model and evaluation are never a second version).
+
+    The registry is written last, in one short burst (registered model, versions, then aliases by
+    the caller): a failure while logging the models leaves the registry untouched. Under
+    ``dvc exp run`` existing versions are left as they are.
+    """
+    rows, paired = inputs
+    existing = versions_of_content(tracking, name, content)
+    baseline = baseline_champion(tracking, name, content, existing)
+    previous = str(baseline.version) if baseline is not None else "none"
+    verdicts = _gate(rows, paired, params, result_from_tags(baseline) if baseline is not None else None)
     drops = {r: {ref: p.accuracy_drop for ref, p in by_ref.items()} for r, by_ref in paired.items()}
-    verdicts, logged, versions = {}, {}, {}
+    logged = {}
     for ratio, row in rows.items():
-        against = paired[ratio][gates.reference]
-        verdicts[ratio] = judge(as_result(ratio, row), against, gates.reference, thresholds, champion)
-        logged[ratio] = ratio_run(tracking, parent, ratio, row, verdicts[ratio], drops[ratio], extra)
+        found = existing.get(ratio_key(ratio))
+        if found is not None:
+            logged[ratio] = (found.run_id, found.source.removeprefix("models:/"), found.tags)
+        elif runs is not None:
+            logged[ratio] = (*runs.ratio_run(ratio, row, verdicts[ratio], drops[ratio]), None)
     ensure_registered_model(tracking, name)
     experiment = os.environ.get(DVC_EXPERIMENT_ENV)
+    versions = {}
     for ratio, row in rows.items():
-        run_id, model_id = logged[ratio]
-        run_ids = {"run_id": run_id, PARENT_RUN_TAG: parent_id, "finetune_run_id": ft_run_id}
+        run_id, model_id, old_tags = logged[ratio]
+        if experiment and old_tags is not None:  # an experiment does not rewrite registered versions
+            versions[ratio] = existing[ratio_key(ratio)]
+            continue
+        run_ids = {"run_id": run_id, CONTENT_TAG: content,
+                   PARENT_RUN_TAG: old_tags[PARENT_RUN_TAG] if old_tags else runs.parent_id,
+                   "finetune_run_id": old_tags["finetune_run_id"] if old_tags else runs.finetune_run_id}
         tags = version_tags(ratio, row, verdicts[ratio], run_ids, previous, drops[ratio])
         if experiment:
             tags["dvc_experiment_baseline"] = experiment
@@ -206,6 +222,40 @@ def register(inputs: RegisterInputs, params: Params, params_text: str = "") -> d
     return report
 
 
+@dataclass
+class RunLogger:
+    """Opens this pipeline run's MLflow runs on first use: the parent, the finetune child, a run per
+    ratio. Not used at all when every version of the model and evaluation is registered already."""
+
+    tracking: Tracking
+    inputs: RegisterInputs
+    params: Params
+    evaluate: dict
+    finetune: dict
+    key: str
+    parent: Any = None
+    opened: bool = False
+    finetune_run_id: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def parent_id(self) -> str:
+        """The parent run's id (opening it, with the finetune child run, on first use)."""
+        if self.parent is None:
+            self.parent, self.opened = _parent(
+                self.tracking, self.inputs, self.params, self.evaluate, self.key)
+            self.finetune_run_id = finetune_run(
+                self.tracking, self.parent, self.params.finetune.model_dump(), self.finetune,
+                self.inputs.finetune_report, self.inputs.model_dir).info.run_id
+            self.extra = _serving_extra(self.inputs, self.params)
+        return self.parent.info.run_id
+
+    def ratio_run(self, ratio: float, row: dict, verdict: Any, drops: dict) -> tuple[str, str]:
+        """The ratio's child run and logged model: (run id, model id)."""
+        self.parent_id  # noqa: B018  (opens the parent on first use)
+        return ratio_run(self.tracking, self.parent, ratio, row, verdict, drops, self.extra)
+
+
 def _track_and_register(
     tracking: Tracking,
     inputs: RegisterInputs,
@@ -216,19 +266,21 @@ def _track_and_register(
     key: str,
 ) -> dict[str, Any]:
     """Everything that talks to MLflow, in the order that makes a re-run complete a cut-short one."""
+    from tokenskip.core.hf import finetuned_kind
+
     name = registered_model_name(params.mlflow.registered_model, params.model.name, params.data.dataset)
-    parent, opened = _parent(tracking, inputs, params, evaluate, key)
-    parent_id = parent.info.run_id
-    ft_run = finetune_run(tracking, parent, params.finetune.model_dump(), finetune, inputs.finetune_report,
-                          inputs.model_dir)
-    extra = _serving_extra(inputs, params)
-    outcome = _register_versions(tracking, name, parent, ft_run.info.run_id, gate_inputs, params, extra)
+    content = content_key(inputs.model_dir, finetuned_kind(inputs.model_dir), inputs.evaluate)
+    runs = RunLogger(tracking, inputs, params, evaluate, finetune, key)
+    outcome = _register_versions(tracking, name, content, runs, gate_inputs, params)
     promoted = not os.environ.get(DVC_EXPERIMENT_ENV)
     if promoted:
         apply_aliases(tracking, name, [str(outcome.versions[r].version) for r in outcome.order])
-    set_tags(tracking, parent_id, {"registered_model": name})
-    if opened:
-        finish_run(tracking, parent_id)
+    if runs.parent is not None:
+        set_tags(tracking, runs.parent_id, {"registered_model": name})
+        if runs.opened:
+            finish_run(tracking, runs.parent_id)
+    parent_id = runs.parent_id if runs.parent is not None else next(
+        v.tags[PARENT_RUN_TAG] for v in outcome.versions.values())
     final = alias_version(tracking, name, "champion")
     report = outcome_report(name, parent_id, gate_inputs[0], outcome, final)
     report["aliases_moved"] = promoted

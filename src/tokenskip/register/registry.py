@@ -1,9 +1,11 @@
 """The model registry side of the register stage: versions, their tags, the gate's aliases.
 
-One version per (pipeline run, ratio), keyed by the version tag ``tokenskip.key`` =
-``<parent run id>:<ratio>``: a version is looked up before it is created, and created with all
-its tags in one call, so a re-run creates nothing new and a retry after a failure completes the
-job without a half-tagged version. Aliases only (``champion``, ``challenger``), never stages.
+One version per (fine-tuned model, evaluation, ratio), keyed by the version tag ``tokenskip.key``
+= ``<content key>:<ratio>``, where the content key hashes the model's files and evaluate.json: a
+version is looked up before it is created, and created with all its tags in one call, so a re-run
+creates nothing new, whoever runs it (the flow or a plain ``tokenskip register``), and a retry
+after a failure completes the job without a half-tagged version. Aliases only (``champion``,
+``challenger``), never stages.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from tokenskip.register.gate import RatioResult, Verdict
 from tokenskip.register.inputs import METRICS
 from tokenskip.register.tracking import Tracking
 
-KEY_TAG = "tokenskip.key"
+KEY_TAG = "tokenskip.key"  # <content key>:<ratio>: one version per model, evaluation and ratio
+CONTENT_TAG = "tokenskip.content"  # the content key alone
 PARENT_RUN_TAG = "parent_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 CHAMPION = "champion"
@@ -65,13 +68,12 @@ def ensure_registered_model(tracking: Tracking, name: str) -> None:
     tracking.call(f"create registered model {name}", create)
 
 
-def versions_of_run(tracking: Tracking, name: str, parent_run_id: str) -> dict[str, Any]:
-    """This pipeline run's versions by ratio label."""
+def versions_of_content(tracking: Tracking, name: str, content: str) -> dict[str, Any]:
+    """The versions already registered for this model and evaluation, by ratio label."""
     found = tracking.call(
         "search model versions",
         lambda: tracking.client.search_model_versions(
-            f"name = '{name}' and tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
-        ),
+            f"name = '{name}' and tags.`{CONTENT_TAG}` = '{content}'"),
     )
     return {v.tags.get("ratio"): v for v in found if v.tags.get(KEY_TAG)}
 
@@ -90,18 +92,16 @@ def alias_version(tracking: Tracking, name: str, alias: str) -> Any | None:
     return tracking.call(f"get alias {alias}", get)
 
 
-def baseline_champion(
-    tracking: Tracking, name: str, parent_run_id: str, existing: dict[str, Any]
-) -> Any | None:
-    """The champion this run is gated against: the one from before this pipeline run.
+def baseline_champion(tracking: Tracking, name: str, content: str, existing: dict[str, Any]) -> Any | None:
+    """The champion this model is gated against: the one from before it was first registered.
 
-    On a re-run the alias may already point to this run's own version; the earlier champion is
-    then read from the ``previous_champion`` tag this run wrote on its versions.
+    On a re-run the alias may already point to one of its own versions; the earlier champion is
+    then read from the ``previous_champion`` tag written on its versions.
     """
     previous = next((v.tags.get(PREVIOUS_CHAMPION_TAG) for v in existing.values()), None)
     if previous is None:
         champion = alias_version(tracking, name, CHAMPION)
-        if champion is None or champion.tags.get(PARENT_RUN_TAG) != parent_run_id:
+        if champion is None or champion.tags.get(CONTENT_TAG) != content:
             return champion
         previous = champion.tags.get(PREVIOUS_CHAMPION_TAG, "none")
     if previous in ("", "none"):
@@ -138,7 +138,7 @@ def version_tags(
         previous_champion=previous,
         **run_ids,
     )
-    tags[KEY_TAG] = f"{run_ids[PARENT_RUN_TAG]}:{ratio_key(ratio)}"
+    tags[KEY_TAG] = f"{run_ids[CONTENT_TAG]}:{ratio_key(ratio)}"
     return tags
 
 
