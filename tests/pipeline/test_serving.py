@@ -134,5 +134,10 @@ def test_adapter_only_model_is_packaged_with_its_base(
     artifacts = model.metadata.flavors["python_function"]["artifacts"]
     assert sorted(artifacts) == ["adapter", "base"]
     check_rows(model.predict([QUESTION]), 0.5)
+    flavor = model.metadata.flavors["python_function"]
+    assert flavor.get("model_code_path", "").endswith("pyfunc_entry.py")  # models-from-code
+    with globally(mlflow_server):
+        files = {p.name for p in Path(mlflow.artifacts.download_artifacts(info.model_uri)).rglob("*")}
+    assert "python_model.pkl" not in files  # loading a version unpickles nothing
     example = model.input_example  # saved with the version, what the registry UI shows
     assert list(example) == INPUT_EXAMPLE or list(example.iloc[:, 0]) == INPUT_EXAMPLE

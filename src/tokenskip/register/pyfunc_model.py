@@ -143,13 +143,13 @@ def log_pyfunc(
     code = Path(__file__).resolve().parents[1]  # the tokenskip package, shipped with the version
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
-    pyfunc_log.setLevel(logging.ERROR)  # the CloudPickle notice: the class is importable tokenskip code
+    pyfunc_log.setLevel(logging.ERROR)  # MLflow's notices about code-based logging
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # hints about type hints and input examples
             return mlflow.pyfunc.log_model(
                 name="model",
-                python_model=TokenSkipModel(),
+                python_model=str(Path(__file__).with_name("pyfunc_entry.py")),  # models-from-code: no pickle
                 artifacts=package_artifacts(model_dir, base_dir),
                 model_config={
                     "ratio": ratio,
