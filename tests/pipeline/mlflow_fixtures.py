@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,6 +178,12 @@ def workspace(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPa
 def run_register(root: Path) -> dict:
     """``tokenskip register`` in-process on the workspace (as dvc.yaml calls it); returns register.json."""
     from tokenskip.core.params import load_params
+
+    return run_register_with(root, load_params(root / "params.yaml"))
+
+
+def run_register_with(root: Path, params: Any) -> dict:
+    """``tokenskip register`` in-process on the workspace with these params; returns register.json."""
     from tokenskip.register.registration import RegisterInputs, register
 
     params_path = root / "params.yaml"
@@ -189,7 +196,7 @@ def run_register(root: Path) -> dict:
         root / "artifacts/evaluate/per_question.jsonl",
         root / "data/synthetic/test.jsonl",
     )
-    return register(inputs, load_params(params_path), params_path.read_text())
+    return register(inputs, params, params_path.read_text())
 
 
 def register_on(server_uri: str, root: Path) -> dict:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline.flow_helpers import free_port
-from tests.pipeline.mlflow_fixtures import REGISTER_CMD, REPO, register_on, run_register, write_workspace
+from tests.pipeline.mlflow_fixtures import (
+    REGISTER_CMD,
+    REPO,
+    register_on,
+    run_register,
+    run_register_with,
+    write_workspace,
+)
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.params import load_params
 
@@ -227,3 +234,48 @@ def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
     assert (
         bad.stderr.strip() == "error: reports/finetune.json: loss_history.0: needs numeric 'step' and 'loss'"
     )
+
+
+def test_a_moved_workspace_is_one_error_not_writes_into_the_old_folder(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded store keeps absolute artifact locations: after a move, register says so."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded default: sqlite:///mlflow/mlflow.db
+    params = load_params(workspace / "params.yaml")
+    first = run_register_with(workspace, params)
+    assert first["created_versions"] == 4
+    moved = tmp_path.parent / f"{tmp_path.name}-moved"
+    shutil.move(str(workspace), moved)
+    monkeypatch.chdir(moved)
+    with pytest.raises(TokenSkipError) as info:
+        run_register_with(moved, params)
+    message = str(info.value)
+    assert "keeps its artifacts in" in message and "a moved or copied clone?" in message
+    assert not workspace.exists()  # nothing was written into the old folder
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "read-only"])
+def test_a_damaged_embedded_store_is_one_line(workspace: Path, damage: str, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    db = workspace / "mlflow" / "mlflow.db"
+    db.parent.mkdir()
+    if damage == "corrupt":
+        db.write_bytes(b"this is not a database" * 100)
+    else:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, timeout=300, check=True)
+        (workspace / "reports/evaluate.json").write_text(
+            (workspace / "reports/evaluate.json").read_text().replace('"n_test": 100', '"n_test": 99'))
+        db.chmod(0o444)
+        db.parent.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    try:
+        done = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        db.parent.chmod(0o755)
+        db.chmod(0o644)
+    if damage == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes to read-only files")
+    assert done.returncode == 1, done.stderr[-1500:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "mlflow" in lines[0], done.stderr[-1500:]

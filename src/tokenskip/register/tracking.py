@@ -78,6 +78,17 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _is_store_damage(exc: BaseException) -> bool:
+    """A local database that is corrupt, read-only or not a database (never worth retrying)."""
+    text = str(exc)
+    return any(marker in text for marker in ("file is not a database", "readonly database",
+                                              "database disk image is malformed", "unable to open database"))
+
+
 def with_retries(
     action: Callable[[], T], what: str, retry: Retry, uri: str, sleep: Callable[[float], None] = time.sleep
 ) -> T:
@@ -90,6 +101,11 @@ def with_retries(
         try:
             return action()
         except Exception as exc:
+            if _is_store_damage(exc):
+                raise TokenSkipError(
+                    f"MLflow tracking store {uri}: {what} failed ({_first_line(exc)}); the database is "
+                    "damaged or not writable: restore or fix mlflow/ (or point MLFLOW_TRACKING_URI elsewhere)"
+                ) from None
             if not is_transient(exc):
                 raise
             if attempt == retry.attempts:
@@ -118,26 +134,52 @@ def _prepare_local_store(uri: str) -> None:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _local_path(location: str) -> Path | None:
+    """The folder of a local artifact location (``file:///...`` or a plain path); None for a remote one."""
+    from urllib.parse import unquote, urlparse
+
+    if location.startswith("file:"):
+        return Path(unquote(urlparse(location).path)).resolve()
+    return None if "://" in location else Path(location).resolve()
+
+
+def _open_client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client._tracking_client.store  # noqa: B018  (a local database is opened and migrated here)
+    return client
+
+
 def connect(configured_uri: str, experiment: str, artifact_location: str, retry: Retry) -> Tracking:
     """A client on the store (tracking and registry) and the experiment, got or created.
 
-    In embedded mode the experiment stores artifacts under ``artifact_location`` (made absolute);
-    a server decides its own artifact root. MLflow's own HTTP retries are turned down (unless set
+    In embedded mode the experiment stores artifacts under ``artifact_location`` (made absolute:
+    MLflow keeps absolute locations), and an existing experiment whose location is another folder
+    (a moved or copied clone) is one clear error instead of writes into the old folder; a server
+    decides its own artifact root. MLflow's own HTTP retries are turned down (unless set
     in the environment) so that the stage's backoff is the one that applies.
     """
-    from mlflow import MlflowClient
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(configured_uri)
     _prepare_local_store(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    probe = Tracking(uri, None, "", retry)
+    client = probe.call("open the store", lambda: _open_client(uri))
     probe = Tracking(uri, client, "", retry)
     found = probe.call("get experiment", lambda: client.get_experiment_by_name(experiment))
-    if found is not None:
-        return Tracking(uri, client, found.experiment_id, retry)
     location = None if is_server(uri) else Path(artifact_location).resolve().as_uri()
+    if found is not None:
+        stored = _local_path(found.artifact_location)
+        if location is not None and stored is not None and stored != Path(artifact_location).resolve():
+            raise TokenSkipError(
+                f"{uri}: experiment {experiment!r} keeps its artifacts in {found.artifact_location}, not "
+                f"in {location} (a moved or copied clone?): move mlflow/ back, or set mlflow.experiment "
+                "to a new name"
+            )
+        return Tracking(uri, client, found.experiment_id, retry)
     experiment_id = probe.call("create experiment", lambda: client.create_experiment(experiment, location))
     return Tracking(uri, client, experiment_id, retry)
 
