@@ -14,14 +14,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.data.validate_fixture import RATIOS, make_records, write_records, write_word_tokenizer  # noqa: E402
+from tests.data.validate_fixture import (  # noqa: E402
+    FORCE_TOKENS,
+    RATIOS,
+    make_records,
+    write_records,
+    write_word_tokenizer,
+)
 from tokenskip.core.hf import load_tokenizer, resolve_base_model  # noqa: E402
 from tokenskip.validate import Thresholds, build_frames, load_inputs, validate_frames  # noqa: E402
 
 
 def main(n_questions: int) -> None:
     """Write n_questions clean questions (x5 pruned, x1 sample), validate, print the figures."""
-    thresholds = Thresholds(250, RATIOS, True, 0.05, 0.05)
+    thresholds = Thresholds(250, RATIOS, True, 0.05, 0.05, FORCE_TOKENS)
     with tempfile.TemporaryDirectory() as tmp:
         cot_path, pruned_dir = write_records(Path(tmp) / "artifacts", make_records(n_questions))
         tokenizer = load_tokenizer(*resolve_base_model(write_word_tokenizer(Path(tmp) / "base")))
@@ -29,7 +35,7 @@ def main(n_questions: int) -> None:
         import great_expectations  # noqa: F401  (import time reported apart)
 
         imported = time.perf_counter()
-        frames = build_frames(load_inputs(cot_path, pruned_dir), thresholds.ratios, tokenizer)
+        frames = build_frames(load_inputs(cot_path, pruned_dir), thresholds.ratios, tokenizer, FORCE_TOKENS)
         loaded = time.perf_counter()
         report = validate_frames(frames, thresholds, Path(tmp) / "docs")
         done = time.perf_counter()

@@ -1,10 +1,12 @@
-"""Contract test: what `tokenskip prune` writes (real chat template, real tokenizer, real ratio tags)
+"""Contract tests: what `tokenskip prune` writes (real chat template, real tokenizer, real ratio tags)
 passes every record-level expectation of `tokenskip validate`, whose token recounts (same --base
-tokenizer) agree with the counts prune recorded."""
+tokenizer) agree with the counts prune recorded; validate's text rules split words as prune does and
+accept every text prune's join can produce."""
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,14 @@ from tokenskip.core.hf import load_tokenizer
 from tokenskip.core.io import write_jsonl
 from tokenskip.core.problems import split_gold
 from tokenskip.data.synthetic import generate_problems
+from tokenskip.prune.pruning import _WORD, forced_mask, join_words, split_words
+from tokenskip.validate.text_checks import WORD, digits_in_order, forced_tokens_kept, words_in_order
+
+FORCE_TOKENS = ["+", "-", "*", "/", "=", "$"]
+TRICKY = [  # glued punctuation, numbers with separators, openings, apostrophes, line breaks
+    "a 1 b.2 c", "It costs $4.50, or 1,200 cents (twice: 2:30).\nDon't  stop\n\n-- 12abc x3 = 36!",
+    '"Quote" [x] {y} \\frac{1}{2} = 0.5; 7/8 + (3 * 4) - 5 = 14', "Tom ’s 3’4 a.b.c 1.2.3 ...",
+]
 
 # Aggregate rules: on 48 questions the drawn ratio mix and the per-ratio means are noisy.
 AGGREGATE = {"pruned_ratios.mean_actual_ratio_on_target", "training_ratio_mix.uniform"}
@@ -54,3 +64,31 @@ def test_prune_output_passes_validate(tiny_model_dir: Path, tmp_path: Path, monk
     assert {f["name"] for f in report["failures"]} <= AGGREGATE, result.output
     assert report["suites"]["training_samples"]["rows"] == 48
     assert report["suites"]["pruned_cots"]["rows"] == 3 * 48
+
+
+def test_word_rule_is_prunes() -> None:
+    assert WORD.pattern == _WORD.pattern
+
+
+def _texts() -> list[str]:
+    return TRICKY + [split_gold(row["answer"])[0] for row in generate_problems(5, 30)]
+
+
+@pytest.mark.parametrize("force_digits", [True, False])
+def test_every_prune_join_passes_the_text_rules(force_digits: bool) -> None:
+    """Any keep mask over any CoT, forced words kept, joined as prune joins: the compressed CoT is a
+    subsequence of the CoT's words and keeps the forced digits and operators."""
+    rng = random.Random(0)
+    for text in _texts():
+        words = split_words(text)
+        forced = forced_mask(words, force_digits, FORCE_TOKENS)
+        for share in (0.0, 0.2, 0.5, 0.8, 1.0):
+            kept = [f or rng.random() < share for f in forced]
+            compressed = join_words(words, kept)
+            assert words_in_order(text, compressed) is True, (text, compressed)
+            assert forced_tokens_kept(text, compressed, FORCE_TOKENS) is True, (text, compressed)
+            if force_digits:
+                assert digits_in_order(text, compressed) is True, (text, compressed)
+            dropped = join_words(words, [k and not f for k, f in zip(kept, forced, strict=True)])
+            if any(w.text in FORCE_TOKENS for w in words):
+                assert forced_tokens_kept(text, dropped, FORCE_TOKENS) is False, (text, dropped)

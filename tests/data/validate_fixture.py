@@ -18,20 +18,27 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
+FORCE_TOKENS = ("+", "-", "*", "/", "=", "$")  # prune.force_tokens (its default)
+
+
 def _cot(index: int) -> list[str]:
-    """Ten words (one token each), three of them numbers."""
+    """Ten words (one token each): three numbers and one operator (four forced words)."""
     a, b = index + 2, index + 5
-    return ["Tom", "has", str(a), "apples", "and", "buys", str(b), "more", "so", str(a + b)]
+    return ["Tom", "has", str(a), "apples", "and", "buys", str(b), "more", "=", str(a + b)]
+
+
+def is_forced(word: str) -> bool:
+    """A word prune always keeps: a number (prune.force_digits) or one of FORCE_TOKENS."""
+    return word.isdigit() or word in FORCE_TOKENS
 
 
 def _compressed(words: list[str], ratio: float) -> list[str]:
-    """Keep round(ratio * 10) words: every number, then the first other words, in order."""
+    """Keep round(ratio * 10) words: every forced word, then the first other words, in order."""
     keep = round(ratio * len(words))
-    numbers = sum(w.isdigit() for w in words)
-    others = keep - numbers
+    others = keep - sum(is_forced(w) for w in words)
     kept = []
     for word in words:
-        if word.isdigit():
+        if is_forced(word):
             kept.append(word)
         elif others > 0:
             kept.append(word)
@@ -59,7 +66,7 @@ def make_records(n_questions: int = N_QUESTIONS) -> dict[str, list[dict[str, Any
             compressed[g] = " ".join(kept)
             records[f"pruned_{g:g}"].append({
                 "id": qid, "ratio": g, "cot": cot, "compressed_cot": compressed[g], "cot_tokens": len(words),
-                "compressed_tokens": len(kept), "forced_words": [w for w in words if w.isdigit()],
+                "compressed_tokens": len(kept), "forced_words": sum(is_forced(w) for w in words),
             })
         g = options[i % len(options)]
         prompt = f"<|im_start|>user\nSolve.\n{question}{ratio_tag(EOS, g)}<|im_end|>\n<|im_start|>assistant\n"
@@ -68,6 +75,19 @@ def make_records(n_questions: int = N_QUESTIONS) -> dict[str, list[dict[str, Any
             "completion": format_completion(compressed.get(g, cot), gold),
         })
     return records
+
+
+def resync_completions(records: dict[str, list[dict[str, Any]]]) -> None:
+    """Rebuild every sample's completion from the records as they now are (after a test changed
+    compressed CoTs on purpose): ``format_completion`` of the CoT pruned to its g (the generated CoT
+    at g = 1.0) and the gold answer."""
+    cots = {r["id"]: r for r in records["cot"]}
+    compressed = {(r["id"], r["ratio"]): r["compressed_cot"]
+                  for name, rows in records.items() if name.startswith("pruned_") for r in rows}
+    for sample in records["samples"]:
+        cot = cots[sample["id"]]
+        text = cot["cot"] if sample["ratio"] >= 1.0 else compressed[(sample["id"], sample["ratio"])]
+        sample["completion"] = format_completion(text, cot["gold"])
 
 
 def write_records(root: Path, records: dict[str, list[dict[str, Any]]]) -> tuple[Path, Path]:

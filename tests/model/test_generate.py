@@ -1,6 +1,7 @@
 """generate: resumable batched decoding gives the same records as an uninterrupted run."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tokenskip.core.problems import Problem, split_gold
 from tokenskip.core.prompts import build_prompt
 from tokenskip.core.records import cot_record
 from tokenskip.data.synthetic import generate_problems
-from tokenskip.generate.checkpoint import Checkpoint, run_fingerprint
+from tokenskip.generate.checkpoint import Checkpoint, model_fingerprint, run_fingerprint
 from tokenskip.generate.engines import decode_transformers
 
 
@@ -68,6 +69,42 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path: Path) -> None:
     first.append([0], [Generation("x", 1)], 1.0)
     assert len(Checkpoint(path, "aaa").done) == 1
     assert Checkpoint(path, "bbb").done == {}
+
+
+def _same_size_other_weights(model_dir: Path) -> None:
+    """Rewrite the weights in place with other values: same file size and mtime, different bytes."""
+    from safetensors.torch import load_file, save_file
+
+    weights = model_dir / "model.safetensors"
+    before, old_bytes = weights.stat(), weights.read_bytes()
+    save_file({k: v * 1.01 for k, v in load_file(str(weights)).items()}, str(weights), metadata={"format": "pt"})
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (weights.stat().st_size, weights.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert weights.read_bytes() != old_bytes
+
+
+def test_checkpoint_of_a_replaced_model_at_the_same_path_is_not_reused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    prompts = ["a", "b"]
+
+    def checkpoint() -> Checkpoint:
+        identity = model_fingerprint(str(model_dir), None)
+        return Checkpoint(tmp_path / "cot.ckpt", run_fingerprint(identity, prompts, 2, 12))
+
+    def decode_one_batch() -> None:
+        started = checkpoint()
+        started.start()
+        started.append([0, 1], [Generation("x", 1), Generation("y", 1)], 1.0)
+        assert len(checkpoint().done) == 2
+
+    decode_one_batch()
+    _same_size_other_weights(model_dir)  # another model, same path, same sizes, same mtimes
+    assert checkpoint().done == {}
+    decode_one_batch()
+    for path in model_dir.iterdir():  # touched, same bytes: still the same model, the batch is reused
+        os.utime(path, ns=(10**18, 10**18))
+    assert len(checkpoint().done) == 2
 
 
 def _write_data(folder: Path, n: int) -> None:

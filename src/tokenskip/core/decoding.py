@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenskip.core.hf import eos_token_ids
+from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.hf import context_length, eos_token_ids
 from tokenskip.core.problems import Problem
 from tokenskip.core.progress import progress
 from tokenskip.core.records import cot_record
@@ -31,6 +32,62 @@ def _count_new_tokens(row: list[int], eos_ids: Sequence[int], pad_id: int | None
     return len(row)
 
 
+PROBE_CHARS_PER_TOKEN = 8  # a longer prompt is first measured on a prefix of this many chars per token
+PROBE_MARGIN = 16  # tokens that cutting a prompt may add to its prefix's count
+
+
+def _token_counts(tokenizer: Any, texts: list[str], cap: int) -> list[int]:
+    """Token counts (no special tokens added), each capped at ``cap``."""
+    if not texts:
+        return []
+    encoded = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=cap)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _overflows(tokenizer: Any, text: str, context: int, longest: int) -> bool:
+    """Whether a long ``text`` holds more than ``context`` tokens, tokenizing a bounded amount:
+    none when even tokens of ``longest`` characters could not fit it, a prefix when it is long."""
+    if len(text) > context * longest:
+        return True
+    probe = PROBE_CHARS_PER_TOKEN * (context + PROBE_MARGIN)
+    if len(text) > probe:
+        cut = max(text.rfind(" ", 0, probe), probe // 2)
+        limit = context + PROBE_MARGIN
+        if _token_counts(tokenizer, [text[:cut]], limit + 1)[0] > limit:
+            return True
+    return _token_counts(tokenizer, [text], context + 1)[0] > context
+
+
+def check_prompt_lengths(
+    tokenizer: Any, prompts: Sequence[str], context: int | None, labels: Sequence[str] | None = None
+) -> None:
+    """Refuse, before any decoding, a prompt longer than the model's ``context`` (in tokens).
+
+    ``labels[i]`` names prompt i in the error (default ``record <i+1> of <n>``). A 10 MB prompt
+    is refused from its length in characters, without tokenizing it.
+    """
+    if context is None:
+        return
+    short = [i for i, text in enumerate(prompts) if len(text) <= PROBE_CHARS_PER_TOKEN * context]
+    counts = dict(zip(short, _token_counts(tokenizer, [prompts[i] for i in short], context + 1), strict=True))
+    longest = 1
+    if len(short) < len(prompts):  # the longest token in characters bounds a long prompt's count
+        longest = max((len(piece) for piece in tokenizer.get_vocab()), default=1)
+    for index, text in enumerate(prompts):
+        over = counts[index] > context if index in counts else _overflows(tokenizer, text, context, longest)
+        if over:
+            label = labels[index] if labels is not None else f"record {index + 1} of {len(prompts)}"
+            raise TokenSkipError(
+                f"{label}: the prompt ({len(text)} characters) is longer than the model's context "
+                f"of {context} tokens; shorten the question"
+            )
+
+
+def model_context(model: Any, tokenizer: Any) -> int | None:
+    """The context in tokens of a loaded model (see :func:`tokenskip.core.hf.context_length`)."""
+    return context_length(getattr(model, "config", None), tokenizer)
+
+
 def length_order(prompts: Sequence[str]) -> list[int]:
     """Prompt indices in the order :func:`generate_greedy` batches them (stable sort by length).
 
@@ -50,6 +107,7 @@ def generate_greedy(
     *,
     done: Mapping[int, Generation] | None = None,
     on_batch: Callable[[list[int], list[Generation]], None] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> tuple[list[Generation], float]:
     """Greedy-decode ``prompts`` in batches sorted by length (left padding, stop at EOS).
 
@@ -57,9 +115,11 @@ def generate_greedy(
     Resuming: batches whose prompts are all in ``done`` (index -> Generation, e.g. from a
     checkpoint) are not decoded again; ``on_batch(indices, generations)`` is called after each
     decoded batch (e.g. to append it to a checkpoint). Batches are the same on every call.
+    First, :func:`check_prompt_lengths` refuses a prompt longer than the context (``labels[i]`` names it).
     """
     import torch
 
+    check_prompt_lengths(tokenizer, prompts, model_context(model, tokenizer), labels)
     order = length_order(prompts)
     eos_ids = eos_token_ids(tokenizer, model.generation_config)
     results: list[Generation | None] = [None] * len(prompts)
@@ -107,8 +167,12 @@ def solve_problems(
     """Greedy-decode one prompt per problem and check each output against its gold answer.
 
     Returns the ``cot`` records (see :func:`tokenskip.core.records.cot_record`), the generations
-    and the decoding seconds.
+    and the decoding seconds. A prompt longer than the model's context is a TokenSkipError naming
+    its problem's record and id.
     """
-    outputs, seconds = generate_greedy(model, tokenizer, prompts, batch_size, max_new_tokens, desc=desc)
+    labels = [f"record {n} (id {problem.id!r}): field 'question'" for n, problem in enumerate(problems, 1)]
+    outputs, seconds = generate_greedy(
+        model, tokenizer, prompts, batch_size, max_new_tokens, desc=desc, labels=labels
+    )
     records = [cot_record(p, o.text, tokenizer) for p, o in zip(problems, outputs, strict=True)]
     return records, outputs, seconds

@@ -24,6 +24,8 @@ MODEL_SUBDIR = "model"  # finetune: full causal-LM folder (merged LoRA or full f
 ADAPTER_SUBDIR = "adapter"  # finetune: PEFT LoRA adapter over the base model
 ADAPTER_CONFIG = "adapter_config.json"
 MANIFEST_FILE = "tokenskip.json"  # finetune: {"method", "base", "revision", "ratios", "steps"}
+TOKENIZER_PROBE = "Tom has 3 apples and buys 12 more, so he has 15."  # must encode and decode back
+MAX_SANE_CONTEXT = 10_000_000  # a larger tokenizer model_max_length means "not set" (1e30 in transformers)
 
 
 def pick_device() -> str:
@@ -47,14 +49,66 @@ def resolve_base_model(base_dir: str | Path) -> tuple[str, str | None]:
     return record.get("path") or record["name"], record.get("revision")
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _squeeze(text: str) -> str:
+    """``text`` without whitespace, case-folded: what a tokenizer round trip must preserve."""
+    return "".join(text.split()).casefold()
+
+
+def _matches(pieces: list[str], text: str) -> bool:
+    """Whether ``text`` is ``pieces`` joined by wildcards (any text, unknown tokens stand for it)."""
+    if len(pieces) == 1:
+        return pieces[0] == text
+    first, *middle, last = pieces
+    if len(first) + len(last) > len(text) or not text.startswith(first) or not text.endswith(last):
+        return False
+    position, end = len(first), len(text) - len(last)
+    for piece in middle:  # leftmost match of each piece is optimal for wildcard patterns
+        found = text.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
+
+
+def check_tokenizer(name: str, tokenizer: Any) -> None:
+    """Refuse a tokenizer that is not real: no ordinary (non-special) token, or a sample text that
+    encodes to nothing or does not decode back (modulo whitespace and case; an unknown token may
+    stand for any text). Transformers silently builds such an empty tokenizer from a model folder
+    that lacks its tokenizer files."""
+    specials = set(tokenizer.all_special_tokens)
+    if not any(token not in specials for token in tokenizer.get_vocab()):
+        raise TokenSkipError(
+            f"{name}: tokenizer is empty (its vocabulary holds {len(tokenizer)} special token(s) only): "
+            "its tokenizer files "
+            "(tokenizer.json, tokenizer_config.json, vocabulary) are missing or broken"
+        )
+    ids = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+    decoded = tokenizer.decode(ids, skip_special_tokens=False) if ids else ""
+    unk = _squeeze(tokenizer.unk_token or "")
+    pieces = _squeeze(decoded).split(unk) if unk else [_squeeze(decoded)]
+    if not ids or not _matches(pieces, _squeeze(TOKENIZER_PROBE)):
+        raise TokenSkipError(
+            f"{name}: tokenizer is broken: the sample text {TOKENIZER_PROBE!r} encodes to {len(ids)} tokens "
+            f"that decode to {decoded[:80]!r}; its tokenizer files are missing or broken"
+        )
+
+
 def load_tokenizer(name: str, revision: str | None = None) -> Any:
-    """AutoTokenizer with left padding and a pad token; it must have a chat template."""
+    """AutoTokenizer with left padding and a pad token; it must be real (:func:`check_tokenizer`)
+    and have a chat template."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise TokenSkipError(f"{name}: cannot load a tokenizer ({str(exc).splitlines()[0]})") from None
+        raise TokenSkipError(f"{name}: cannot load a tokenizer ({_first_line(exc)})") from None
+    check_tokenizer(name, tokenizer)
     if not getattr(tokenizer, "chat_template", None):
         raise TokenSkipError(f"{name}: tokenizer has no chat_template")
     tokenizer.padding_side = "left"
@@ -64,8 +118,11 @@ def load_tokenizer(name: str, revision: str | None = None) -> Any:
 
 
 def load_causal_lm(name: str, revision: str | None = None, device: str | None = None) -> tuple[Any, Any]:
-    """Load (model, tokenizer): bf16 on CUDA, fp32 on CPU, eval mode, no remote code."""
+    """Load (model, tokenizer): bf16 on CUDA, fp32 on CPU, eval mode, no remote code.
+
+    Missing, truncated or corrupt weights are one TokenSkipError naming the model folder."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(name, revision)
@@ -75,9 +132,36 @@ def load_causal_lm(name: str, revision: str | None = None, device: str | None = 
         model = AutoModelForCausalLM.from_pretrained(
             name, revision=revision, dtype=dtype, trust_remote_code=False
         )
-    except (OSError, ValueError) as exc:
-        raise TokenSkipError(f"{name}: cannot load a causal LM ({str(exc).splitlines()[0]})") from None
+    except SafetensorError as exc:
+        raise TokenSkipError(
+            f"{name}: cannot load a causal LM: its weights file is truncated or corrupt ({_first_line(exc)})"
+        ) from None
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:
+        raise TokenSkipError(f"{name}: cannot load a causal LM ({_first_line(exc)})") from None
     return model.to(device).eval(), tokenizer
+
+
+def context_length(config: Any, tokenizer: Any) -> int | None:
+    """The model's context in tokens: ``max_position_embeddings`` (or ``n_positions``) of its
+    config, else the tokenizer's ``model_max_length`` when set; None when neither is known."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attribute in ("max_position_embeddings", "n_positions"):
+        value = getattr(text_config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    return value if isinstance(value, int) and 0 < value < MAX_SANE_CONTEXT else None
+
+
+def load_context_length(name: str, revision: str | None, tokenizer: Any) -> int | None:
+    """:func:`context_length` of the model ``name`` from its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise TokenSkipError(f"{name}: cannot load the model config ({_first_line(exc)})") from None
+    return context_length(config, tokenizer)
 
 
 def finetuned_kind(model_dir: str | Path) -> str:
@@ -95,11 +179,16 @@ def finetuned_kind(model_dir: str | Path) -> str:
 def _attach_adapter(base_model: Any, adapter_dir: Path) -> Any:
     """Apply the PEFT adapter; any mismatch with the base model is one clear error."""
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*missing adapter keys.*")
         try:
             model = PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=False)
+        except SafetensorError as exc:
+            raise TokenSkipError(
+                f"{adapter_dir}: adapter weights file is truncated or corrupt ({_first_line(exc)})"
+            ) from None
         except (RuntimeError, ValueError, KeyError, UserWarning) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TokenSkipError(

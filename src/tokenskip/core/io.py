@@ -85,42 +85,66 @@ def write_json(path: str | Path, payload: Any) -> None:
         handle.write("\n")
 
 
+def _not_utf8(source: Path) -> TokenSkipError:
+    """One line naming the file, line and column of the first byte that is not UTF-8."""
+    data = source.read_bytes()
+    try:
+        data.decode("utf-8")
+        start = len(data)  # not reached: the caller saw a decoding error
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    head = data[:start]
+    line_no = len(head.splitlines()) + (not head or head.endswith((b"\n", b"\r")))  # text-mode lines
+    column = start - max(head.rfind(b"\n"), head.rfind(b"\r"))
+    byte = data[start : start + 1].hex() or "??"
+    return TokenSkipError(f"{source}:{line_no}: not valid UTF-8 (byte {column} of the line is 0x{byte})")
+
+
+def _parse_line(source: Path, line_no: int, line: str, needed: tuple[str, ...]) -> dict[str, Any]:
+    """One JSON Lines record: a JSON object holding every ``needed`` field."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TokenSkipError(f"{source}:{line_no}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise TokenSkipError(f"{source}:{line_no}: record is not a JSON object")
+    for field in needed:
+        if field not in record or record[field] is None:
+            raise TokenSkipError(f"{source}:{line_no}: missing field '{field}'")
+    return record
+
+
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Read a JSON Lines file; every record must be an object holding the ``required`` fields.
 
-    Raises TokenSkipError naming the file, the line number and the field on any defect,
-    and on an empty file.
+    Raises TokenSkipError naming the file, the line number and the field on any defect
+    (bytes that are not UTF-8 included), and on an empty file.
     """
     source = Path(path)
     if not source.is_file():
         raise TokenSkipError(f"{source}: file not found")
     needed = tuple(required)
     records: list[dict[str, Any]] = []
-    with source.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TokenSkipError(f"{source}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise TokenSkipError(f"{source}:{line_no}: record is not a JSON object")
-            for field in needed:
-                if field not in record or record[field] is None:
-                    raise TokenSkipError(f"{source}:{line_no}: missing field '{field}'")
-            records.append(record)
+    try:
+        with source.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if line.strip():
+                    records.append(_parse_line(source, line_no, line, needed))
+    except UnicodeDecodeError:
+        raise _not_utf8(source) from None
     if not records:
         raise TokenSkipError(f"{source}: empty file (no records)")
     return records
 
 
 def read_json(path: str | Path) -> Any:
-    """Read one JSON document, with a clear error for a missing or malformed file."""
+    """Read one JSON document, with a clear error for a missing, malformed or non-UTF-8 file."""
     source = Path(path)
     if not source.is_file():
         raise TokenSkipError(f"{source}: file not found")
     try:
         return json.loads(source.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise _not_utf8(source) from None
     except json.JSONDecodeError as exc:
         raise TokenSkipError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from tokenskip.core.params import load_params
+
+
+def _check_questions(test_file: Path, problems: list, model: Any, tokenizer: Any, instruction: str) -> None:
+    """Refuse a test question whose prompt exceeds the model's context, naming file and record,
+    before any model runs (each condition's decoding checks its own prompts again)."""
+    from tokenskip.core.decoding import check_prompt_lengths, model_context
+    from tokenskip.core.prompts import build_prompt
+
+    prompts = [build_prompt(tokenizer, p.question, instruction) for p in problems]
+    labels = [f"{test_file}: record {n} (id {p.id!r}): field 'question'" for n, p in enumerate(problems, 1)]
+    check_prompt_lengths(tokenizer, prompts, model_context(model, tokenizer), labels)
 
 
 def evaluate(
@@ -51,6 +63,7 @@ def evaluate(
     if device == "cpu":
         torch.set_num_threads(settings.evaluate.threads)
     tuned = load_finetuned(model, base, device)
+    _check_questions(test_file, problems, *tuned, settings.model.instruction)
     base_pair = load_causal_lm(*resolve_base_model(base), device) if settings.evaluate.baselines else None
     instruction = settings.model.instruction
     payload, examples, table = evaluate_models(tuned, base_pair, problems, settings.evaluate, instruction)

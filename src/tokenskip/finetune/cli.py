@@ -17,7 +17,8 @@ from tokenskip.core.params import load_params
 
 
 def _launch_workers(
-    base: Path, samples: Path, out: Path, checkpoints: Path, report: Path, params: Path, config: Path, n: int
+    base: Path, samples: Path, out: Path, checkpoints: Path, report: Path, params: Path, config: Path, n: int,
+    validation: Path | None = None,
 ) -> None:
     """Run this command again as ``n`` processes under ``accelerate launch``; raises if one fails."""
     import torch
@@ -29,6 +30,8 @@ def _launch_workers(
     arguments = ["finetune", "--base", str(base), "--samples", str(samples), "--out", str(out),
                  "--checkpoints", str(checkpoints), "--report", str(report), "--params", str(params),
                  "--accelerate-config", str(config)]
+    if validation is not None:
+        arguments += ["--validation", str(validation)]
     relaunch(config_file, n, threads, arguments)
 
 
@@ -46,17 +49,23 @@ def finetune(
         help="accelerate config file, or a folder with multi-cpu.yaml / multi-gpu.yaml "
         "(used when finetune.num_processes > 1)",
     ),
+    validation: Path | None = typer.Option(
+        None, help="validate's report (reports/validate.json): refuse to train unless its success is true"
+    ),
 ) -> None:
     """Fine-tune on ``prompt <eos> g <eos> -> compressed CoT`` samples; resume after a kill."""
     from tokenskip.core.io import write_json
     from tokenskip.finetune.distributed import is_launched_worker, rank
+    from tokenskip.finetune.gate import require_validated
     from tokenskip.finetune.training import read_samples, run_finetune
 
+    if validation is not None:
+        require_validated(validation)  # failed validation stops the stage before anything is written
     settings = load_params(params).finetune
     read_samples(samples)  # bad input fails before the model loads
     if settings.num_processes > 1 and not is_launched_worker():
         _launch_workers(base, samples, out, checkpoints, report, params, accelerate_config,
-                        settings.num_processes)
+                        settings.num_processes, validation)
         return
     result = run_finetune(base, samples, out, checkpoints, settings)
     if rank() != 0:

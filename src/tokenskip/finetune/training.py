@@ -11,10 +11,10 @@ checkpoints, the adapter/model and report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,17 @@ from tokenskip.core.io import read_jsonl, staged_dir, write_json
 from tokenskip.core.params import FinetuneParams
 from tokenskip.core.progress import progress_enabled
 from tokenskip.core.records import SAMPLE_FIELDS
+from tokenskip.finetune import live
 from tokenskip.finetune.distributed import (
     barrier,
     check_batch_split,
     describe,
     local_rank,
+    rank,
     threads_per_process,
     world_size,
 )
+from tokenskip.finetune.fingerprint import fingerprint
 
 FINGERPRINT_FILE = "fingerprint.json"
 IGNORE_INDEX = -100
@@ -106,15 +109,6 @@ def collate(pad_id: int) -> Any:
     return _collate
 
 
-def fingerprint(params: FinetuneParams, samples_path: Path, base_name: str) -> str:
-    """Hash of everything a checkpoint depends on: params, samples and base model."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(params.model_dump(), sort_keys=True).encode())
-    digest.update(base_name.encode())
-    digest.update(samples_path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def prepare_checkpoints(folder: Path, key: str) -> str | None:
     """Return the last checkpoint to resume from, or None; stale checkpoints are removed."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -148,7 +142,9 @@ def wrap_model(model: Any, params: FinetuneParams) -> Any:
     return get_peft_model(model, config)
 
 
-def training_arguments(params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1) -> Any:
+def training_arguments(
+    params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1, report_to: str = "none"
+) -> Any:
     """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU.
 
     ``processes`` > 1: accelerate ``split_batches``, so the sampler sees the single-process global batch
@@ -174,7 +170,7 @@ def training_arguments(params: FinetuneParams, checkpoints: Path, device: str, p
         use_cpu=device != "cuda",
         seed=params.seed,
         data_seed=params.seed,
-        report_to="none",
+        report_to=report_to,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",
@@ -219,11 +215,12 @@ def _setup_process(params: FinetuneParams, processes: int) -> str:
     return device
 
 
-def _resume_point(checkpoints: Path, key: str, main: bool) -> str | None:
-    """Rank 0 prepares the checkpoint folder (stale ones wiped) while the others wait; all resume alike."""
+def _resume_point(checkpoints: Path, key: Callable[[], str], main: bool) -> str | None:
+    """Rank 0 prepares the checkpoint folder (stale ones wiped: ``key()`` differs from its stamp) while
+    the others wait; all resume alike. Only rank 0 hashes the inputs."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    resume = prepare_checkpoints(checkpoints, key) if main else None
+    resume = prepare_checkpoints(checkpoints, key()) if main else None
     barrier()
     return resume if main else get_last_checkpoint(str(checkpoints))
 
@@ -251,9 +248,10 @@ def run_finetune(
     set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
     model = wrap_model(model, params)
     trainable, total = count_parameters(model)
-    args = training_arguments(params, checkpoints, device, processes)  # joins the process group
+    report = live.report_to(rank() == 0)  # inside the flow: live curves in MLflow
+    args = training_arguments(params, checkpoints, device, processes, report)  # joins the process group
     main = args.process_index == 0
-    resume = _resume_point(checkpoints, fingerprint(params, samples_path, name), main)
+    resume = _resume_point(checkpoints, lambda: fingerprint(params, samples_path, name, revision), main)
     trainer = Trainer(
         model=model,
         args=args,

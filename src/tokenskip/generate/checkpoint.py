@@ -1,6 +1,7 @@
 """The generate stage's resumable checkpoint: every finished batch is appended to a sidecar file
-(JSON Lines, first line = a fingerprint of model, prompts and decoding settings); a re-run with the
-same fingerprint skips those batches, so the final file is identical to an uninterrupted run's.
+(JSON Lines, first line = a fingerprint of the model's file contents, prompts and decoding settings);
+a re-run with the same fingerprint skips those batches, so the final file is identical to an
+uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -20,13 +21,24 @@ def checkpoint_path(out: Path) -> Path:
     return out.parent / f".{out.name}.checkpoint"
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def model_fingerprint(name: str, revision: str | None) -> dict[str, Any]:
-    """Identity of a model: name, revision and, for a local folder, its files' sizes and mtimes."""
+    """Identity of a model: name, revision and, for a local folder, the sha256 of each of its files
+    (by relative path; hidden names such as .cache/ skipped). Content, not sizes or mtimes: another
+    model copied in at the same path with same-size files (or with preserved mtimes) is another model,
+    and a touched but unchanged file is the same one."""
     folder = Path(name)
     files = {}
     if folder.is_dir():
-        entries = sorted(p for p in folder.iterdir() if p.is_file())
-        files = {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in entries}
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+                files[relative.as_posix()] = file_sha256(path)
     return {"name": name, "revision": revision, "files": files}
 
 

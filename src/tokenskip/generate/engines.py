@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tokenskip.core.decoding import Generation, generate_greedy
+from tokenskip.core.decoding import Generation, check_prompt_lengths, generate_greedy
 from tokenskip.core.params import GenerateParams
 from tokenskip.generate.checkpoint import Checkpoint, model_fingerprint
 from tokenskip.generate.protocol import Decoded, Engine
@@ -75,6 +75,14 @@ class TransformersEngine:
                                    self.gen.max_new_tokens, checkpoint)
 
 
+def check_prompts(name: str, revision: str | None, tokenizer: Any, prompts: list[str]) -> None:
+    """Refuse a prompt longer than the model's context (from its config) before any worker starts;
+    the transformers engine's :func:`generate_greedy` checks the same in this process."""
+    from tokenskip.core.hf import load_context_length
+
+    check_prompt_lengths(tokenizer, prompts, load_context_length(name, revision, tokenizer))
+
+
 class RayEngine:
     """``generate.backend: ray``: the workers load the model; this process only tokenizes."""
 
@@ -90,6 +98,7 @@ class RayEngine:
 
     def decode(self, prompts: list[str], checkpoint: Checkpoint) -> Decoded:
         """Shards over Ray workers; the per-process details stay out of the report."""
+        check_prompts(self.name, self.revision, self.tokenizer, prompts)
         decoded = decode_ray(self.name, self.revision, prompts, self.gen, checkpoint)
         decoded.info.pop("processes", None)
         return decoded
@@ -111,6 +120,7 @@ class VllmEngine:
 
     def decode(self, prompts: list[str], checkpoint: Checkpoint) -> Decoded:
         """See :func:`tokenskip.generate.vllm_engine.decode_vllm`."""
+        check_prompts(self.name, self.revision, self.tokenizer, prompts)
         return decode_vllm(self.name, self.revision, self.tokenizer, prompts, self.gen, checkpoint)
 
 

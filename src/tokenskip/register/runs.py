@@ -57,7 +57,10 @@ def finetune_run(
     run = open_child_run(tracking, parent, "finetune", {"tokenskip.role": "finetune"})
     log_params_once(tracking, run, flatten(finetune_params, "finetune."))
     numbers = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    log_metrics_once(tracking, run, numbers, "loss", loss_curve(report, report_path))
+    curve = loss_curve(report, report_path)
+    if "loss" in run.data.metrics:  # the Trainer logged it live (inside the flow)
+        curve = []
+    log_metrics_once(tracking, run, numbers, "loss", curve)
     log_artifact_once(tracking, run, model_dir / ADAPTER_SUBDIR)
     finish_run(tracking, run.info.run_id)
     return run

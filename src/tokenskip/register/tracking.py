@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.mlflow_names import CHILD_TAG, PARENT_RUN_ENV, PARENT_TAG, ROLE_TAG  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
-PARENT_RUN_ENV = "TOKENSKIP_PARENT_RUN_ID"
-CHILD_TAG = "tokenskip.child"
 RUN_KEY_TAG = "tokenskip.run_key"
-ROLE_TAG = "tokenskip.role"
-PARENT_TAG = "mlflow.parentRunId"
 TRANSIENT_MARKERS = (
     "failed with exception",  # mlflow.utils.rest_utils: connection refused / reset / timeout
     "Max retries exceeded",

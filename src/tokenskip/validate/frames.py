@@ -1,10 +1,11 @@
 """Inputs of the validate stage as pandas frames, with the derived columns the suites check.
 
-Cross-record rules (digits kept in order, ratio tag iff g < 1, per-ratio mean actual ratio,
-ratio mix) are computed here in pandas, one derived column per rule, so that each rule is then
-checked by a built-in Great Expectations expectation on that column (see ``suites.py``).
-A derived check that cannot be computed (e.g. a prompt that is not a string) is False, never null:
-GX's column-value expectations skip nulls, so a null would pass.
+Record-level rules on the text (words kept in order, forced digits and operators kept, completion =
+pruned CoT + answer line, ratio tag = g; see ``text_checks.py``) and cross-record rules (per-ratio
+mean actual ratio, ratio mix) are computed here in pandas, one derived column per rule, so that
+each rule is then checked by a built-in Great Expectations expectation on that column (see
+``suites.py``). A derived check that cannot be computed (e.g. a prompt that is not a string) is
+False, never null: GX's column-value expectations skip nulls, so a null would pass.
 
 Token counts of the pruned records are recounted from their text with the target model's tokenizer
 (``tokenskip.core.records.count_tokens``, as prune counted them): the actual ratio comes from the
@@ -19,9 +20,7 @@ Frames (one per suite):
 - ``training_samples``: one row per sample record (artifacts/prune/samples.jsonl).
 - ``training_ratio_mix``: one row per ratio (prune.ratios plus 1.0, or found): share of samples.
 
-Ratio tag detection: the tag is ``<eos>g<eos>`` (tokenskip.core.prompts.ratio_tag); it is found as a
-number wrapped on both sides by the same angle-bracketed special token without spaces, e.g.
-``<|endoftext|>0.5<|endoftext|>`` or ``</s>0.7</s>`` (regex ``RATIO_TAG``).
+Ratio tags are found as ``text_checks.py`` describes (with the target tokenizer's EOS token).
 """
 
 from __future__ import annotations
@@ -39,10 +38,16 @@ from tokenskip.core.answers import normalize_number
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.io import read_jsonl
 from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS, count_tokens
+from tokenskip.validate.text_checks import (
+    completion_matches,
+    digits_in_order,
+    forced_tokens_kept,
+    ratio_value,
+    tag_matches_ratio,
+    words_in_order,
+)
 
 PRUNED_PATTERN = re.compile(r"^pruned_(\d+(?:\.\d+)?)\.jsonl$")
-RATIO_TAG = re.compile(r"(<[^<>\s]{1,64}>)(\d+(?:\.\d+)?)\1")
-_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,6 @@ class Inputs:
     cots: list[dict[str, Any]]
     pruned: list[dict[str, Any]]
     samples: list[dict[str, Any]]
-
-
-def _ratio_value(value: Any) -> float | None:
-    """A ratio as a float rounded to 6 places (None when not a number)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else round(number, 6)
 
 
 def load_inputs(cot_path: Path, pruned_dir: Path) -> Inputs:
@@ -102,31 +98,6 @@ def _is_number(value: Any) -> bool | None:
     if isinstance(value, int | float):
         return math.isfinite(value)
     return normalize_number(str(value)) is not None
-
-
-def digits_in_order(original: Any, compressed: Any) -> bool | None:
-    """True when the digits of ``original`` appear in ``compressed`` in the same order
-    (as a subsequence); None (cannot be checked) when either is not a string."""
-    if not isinstance(original, str) or not isinstance(compressed, str):
-        return None
-    remaining = iter(_DIGIT.findall(compressed))
-    return all(digit in remaining for digit in _DIGIT.findall(original))
-
-
-def ratio_tags(prompt: str) -> list[str]:
-    """The ratio values tagged in ``prompt`` (``<eos>g<eos>``), in order."""
-    return [match.group(2) for match in RATIO_TAG.finditer(prompt)]
-
-
-def tag_matches_ratio(prompt: Any, ratio: Any) -> bool | None:
-    """True when ``prompt`` holds exactly one tag equal to g if g < 1, and no tag if g = 1."""
-    g = _ratio_value(ratio)
-    if not isinstance(prompt, str) or g is None:
-        return None
-    tags = ratio_tags(prompt)
-    if g >= 1.0:
-        return not tags
-    return len(tags) == 1 and _ratio_value(tags[0]) == g
 
 
 def cot_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -180,33 +151,58 @@ def _add_recounts(frame: pd.DataFrame, tokenizer: Any) -> None:
         index=frame.index, dtype=object)
 
 
-def pruned_frame(records: Sequence[dict[str, Any]], cot_ids: Iterable[Any], tokenizer: Any) -> pd.DataFrame:
+def _key(value: Any) -> Any:
+    """``value`` as a lookup key: None when it is null or unhashable (e.g. an id that is a list)."""
+    try:
+        hash(value)
+    except TypeError:
+        return None
+    return value
+
+
+def _generated_by_id(cots: pd.DataFrame) -> dict[Any, dict[str, Any]]:
+    """Generated id -> its cot record's ``cot`` and ``gold``."""
+    return {
+        _key(i): {"cot": c, "gold": g}
+        for i, c, g in zip(cots["id"], cots["cot"], cots["gold"], strict=True) if _key(i) is not None
+    }
+
+
+def pruned_frame(
+    records: Sequence[dict[str, Any]], cots: pd.DataFrame, tokenizer: Any, force_tokens: Sequence[str] = ()
+) -> pd.DataFrame:
     """pruned_cots: pruned records plus the token recounts (see ``_add_recounts``),
-    ``actual_ratio``, ``digits_in_order``, ``in_generated`` (id is a generated CoT) and
-    ``ratio_matches_file``."""
+    ``actual_ratio``, ``in_generated`` (id is a generated CoT), ``cot_matches_generated`` (the
+    record's CoT is that generated CoT), ``ratio_matches_file`` and the text rules
+    ``words_in_order``, ``digits_in_order`` and ``forced_tokens_kept`` (of ``force_tokens``)."""
     frame = _frame(records, (*PRUNED_FIELDS, "_file_ratio"))
-    known = set(cot_ids)
+    generated = _generated_by_id(cots)
     _add_recounts(frame, tokenizer)
-    frame["digits_in_order"] = _checked(
-        digits_in_order(o, c) for o, c in zip(frame["cot"], frame["compressed_cot"], strict=True))
-    frame["in_generated"] = _checked(None if i is None else i in known for i in frame["id"])
+    texts = list(zip(frame["cot"], frame["compressed_cot"], strict=True))
+    frame["words_in_order"] = _checked(words_in_order(o, c) for o, c in texts)
+    frame["digits_in_order"] = _checked(digits_in_order(o, c) for o, c in texts)
+    frame["forced_tokens_kept"] = _checked(forced_tokens_kept(o, c, force_tokens) for o, c in texts)
+    frame["in_generated"] = _checked(None if _key(i) is None else _key(i) in generated for i in frame["id"])
+    frame["cot_matches_generated"] = _checked(
+        None if _key(i) not in generated else isinstance(c, str) and c == generated[_key(i)]["cot"]
+        for i, c in zip(frame["id"], frame["cot"], strict=True))
     frame["ratio_matches_file"] = _checked(
-        None if r is None or f is None else _ratio_value(r) == _ratio_value(f)
+        None if r is None or f is None else ratio_value(r) == ratio_value(f)
         for r, f in zip(frame["ratio"], frame["_file_ratio"], strict=True))
     return frame.drop(columns="_file_ratio")
 
 
 def _ratio_rows(ratios: Iterable[Any], expected: Sequence[float]) -> list[float]:
     """Expected ratios plus any other ratio found, sorted."""
-    found = {_ratio_value(r) for r in ratios} - {None}
-    return sorted(found | {_ratio_value(g) for g in expected})
+    found = {ratio_value(r) for r in ratios} - {None}
+    return sorted(found | {ratio_value(g) for g in expected})
 
 
 def pruned_ratio_frame(pruned: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFrame:
     """pruned_ratios: per ratio, ``records`` and ``mean_actual_ratio`` (over the records whose
     recounted ratio is defined) and its absolute deviation from the target, ``ratio_error`` (null
     when there is no such record; such records fail their own record-level expectations)."""
-    keys = [_ratio_value(r) for r in pruned["ratio"]]
+    keys = [ratio_value(r) for r in pruned["ratio"]]
     rows = []
     for g in _ratio_rows(keys, ratios):
         values = [a for k, a in zip(keys, pruned["actual_ratio"], strict=True) if k == g and a is not None]
@@ -218,17 +214,45 @@ def pruned_ratio_frame(pruned: pd.DataFrame, ratios: Sequence[float]) -> pd.Data
     return _frame(rows, ("ratio", "records", "mean_actual_ratio", "ratio_error"))
 
 
-def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """training_samples: sample records plus ``tag_matches_ratio`` (tag iff g < 1)."""
+def _training_cot(
+    sample_id: Any, ratio: Any, generated: dict[Any, dict[str, Any]], compressed: dict[tuple[Any, Any], Any]
+) -> Any:
+    """The CoT a sample should train on: the compressed CoT of (id, g) for g < 1, the generated CoT
+    at g = 1 (None when there is none)."""
+    g = ratio_value(ratio)
+    if _key(sample_id) is None or g is None:
+        return None
+    if g >= 1.0:
+        return generated.get(sample_id, {}).get("cot")
+    return compressed.get((sample_id, g))
+
+
+def samples_frame(
+    records: Sequence[dict[str, Any]], cots: pd.DataFrame, pruned: pd.DataFrame, eos: str | None = None
+) -> pd.DataFrame:
+    """training_samples: sample records plus ``tag_matches_ratio`` (one ratio tag equal to g iff
+    g < 1, written around ``eos`` when given) and ``completion_matches`` (the completion is
+    ``format_completion`` of the CoT pruned to g -- the generated CoT at g = 1 -- and the gold
+    answer of its cot record)."""
     frame = _frame(records, SAMPLE_FIELDS)
+    generated = _generated_by_id(cots)
+    compressed = {
+        (_key(i), ratio_value(r)): c
+        for i, r, c in zip(pruned["id"], pruned["ratio"], pruned["compressed_cot"], strict=True)
+        if _key(i) is not None
+    }
     frame["tag_matches_ratio"] = _checked(
-        tag_matches_ratio(p, r) for p, r in zip(frame["prompt"], frame["ratio"], strict=True))
+        tag_matches_ratio(p, r, eos) for p, r in zip(frame["prompt"], frame["ratio"], strict=True))
+    frame["completion_matches"] = _checked(
+        completion_matches(completion, _training_cot(i, r, generated, compressed),
+                           generated.get(_key(i), {}).get("gold"))
+        for i, r, completion in zip(frame["id"], frame["ratio"], frame["completion"], strict=True))
     return frame
 
 
 def ratio_mix_frame(samples: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFrame:
     """training_ratio_mix: per ratio (``ratios`` plus any found), ``samples`` and ``share``."""
-    keys = [_ratio_value(r) for r in samples["ratio"]]
+    keys = [ratio_value(r) for r in samples["ratio"]]
     total = len(keys)
     rows = [
         {"ratio": g, "samples": keys.count(g), "share": keys.count(g) / total if total else 0.0}
@@ -237,12 +261,15 @@ def ratio_mix_frame(samples: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFr
     return _frame(rows, ("ratio", "samples", "share"))
 
 
-def build_frames(inputs: Inputs, prune_ratios: Sequence[float], tokenizer: Any) -> dict[str, pd.DataFrame]:
+def build_frames(
+    inputs: Inputs, prune_ratios: Sequence[float], tokenizer: Any, force_tokens: Sequence[str] = ()
+) -> dict[str, pd.DataFrame]:
     """All five frames, keyed by suite name; ``tokenizer`` is the target model's (it recounts the
-    pruned records' tokens)."""
+    pruned records' tokens; its EOS token writes the ratio tags); ``force_tokens`` are the words
+    prune always keeps (prune.force_tokens)."""
     cots = cot_frame(inputs.cots)
-    pruned = pruned_frame(inputs.pruned, cots["id"], tokenizer)
-    samples = samples_frame(inputs.samples)
+    pruned = pruned_frame(inputs.pruned, cots, tokenizer, force_tokens)
+    samples = samples_frame(inputs.samples, cots, pruned, getattr(tokenizer, "eos_token", None))
     return {
         "generated_cots": cots,
         "pruned_cots": pruned,

@@ -1,10 +1,12 @@
 """The Great Expectations suites of the validate stage: one named built-in expectation per rule.
 
 Each expectation carries ``meta={"name": "<suite>.<rule>"}``, a one-line ``notes`` and the
-description ``"<name>: <notes>"`` that the data docs show. Cross-record rules run on the
-derived columns of ``frames.py``; a derived check that cannot be computed is False there, so it
-fails here (GX's column-value expectations skip nulls). Token-count rules on pruned records use the
-recount of their text in the target tokenizer.
+description ``"<name>: <notes>"`` that the data docs show. Cross-record rules and the rules on
+the text (``text_checks.py``: compressed CoT a subsequence of the CoT's words, forced digits and
+operators kept, completion = pruned CoT + answer line, prompt tag = g) run on the derived columns
+of ``frames.py``; a derived check that cannot be computed is False there, so it fails here (GX's
+column-value expectations skip nulls). Token-count rules on pruned records use the recount of their
+text in the target tokenizer.
 Great Expectations is imported inside the functions (it is slow to import).
 """
 
@@ -42,6 +44,7 @@ class Thresholds:
     force_digits: bool
     ratio_tolerance: float
     ratio_mix_tolerance: float
+    force_tokens: Sequence[str] = ()  # prune.force_tokens: words prune always keeps (operators)
 
 
 def _rule(kind: Any, name: str, notes: str, **kwargs: Any) -> Any:
@@ -92,6 +95,8 @@ def _pruned(gx: Any, t: Thresholds) -> list[Any]:
         _is_true(gx, f"{s}.ratio_matches_file", "ratio equals the g in its file name (pruned_g.jsonl)",
                  "ratio_matches_file"),
         _is_true(gx, f"{s}.id_in_generated", "every pruned id is a generated CoT id", "in_generated"),
+        _is_true(gx, f"{s}.cot_matches_generated",
+                 "the record's CoT is the generated CoT of its id (cot.jsonl)", "cot_matches_generated"),
         _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.compressed_cot_not_empty",
               "the compressed CoT is not blank", column="compressed_cot", regex=NOT_BLANK),
         _rule(e.ExpectColumnPairValuesAToBeGreaterThanB, f"{s}.compressed_not_longer",
@@ -103,11 +108,18 @@ def _pruned(gx: Any, t: Thresholds) -> list[Any]:
         _is_true(gx, f"{s}.compressed_tokens_match_text",
                  "compressed_tokens equals the compressed CoT's token count, recounted with the "
                  "target tokenizer", "compressed_tokens_match_text"),
+        _is_true(gx, f"{s}.compressed_is_subsequence",
+                 "the compressed CoT is words of the CoT (split as prune splits them) in their original "
+                 "order: none added, repeated or moved", "words_in_order"),
     ]
     if t.force_digits:
         rules.append(_is_true(gx, f"{s}.digits_kept_in_order",
                               "prune.force_digits: the CoT's digits appear in the compressed CoT in order",
                               "digits_in_order"))
+    if t.force_tokens:
+        rules.append(_is_true(gx, f"{s}.force_tokens_kept_in_order",
+                              "prune.force_tokens: every such word of the CoT (operators) appears in the "
+                              "compressed CoT, in order", "forced_tokens_kept"))
     return rules
 
 
@@ -131,12 +143,16 @@ def _samples(gx: Any, t: Thresholds) -> list[Any]:
               column_list=["id", "ratio"]),
         _rule(e.ExpectColumnValuesToBeInSet, f"{s}.ratio_known", "g is one of prune.ratios or 1.0",
               column="ratio", value_set=[*t.ratios, 1.0]),
-        _is_true(gx, f"{s}.tag_iff_compressed",
-                 "the prompt holds the ratio tag (eos g eos) if and only if g is below 1",
-                 "tag_matches_ratio"),
+        _is_true(gx, f"{s}.prompt_tag_is_ratio",
+                 "below g = 1 the prompt holds exactly one ratio tag (eos g eos) and its value is the "
+                 "sample's g; at g = 1 it holds none", "tag_matches_ratio"),
         _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.completion_ends_with_final_answer",
               f"the completion ends with the line '{FINAL_ANSWER_PREFIX}\\boxed{{N}}'",
               column="completion", regex=FINAL_ANSWER_LINE),
+        _is_true(gx, f"{s}.completion_is_pruned_cot_and_answer",
+                 f"the completion is exactly the CoT pruned to its g (the generated CoT at g = 1), a "
+                 f"line break and '{FINAL_ANSWER_PREFIX}\\boxed{{gold}}' with the gold answer of its "
+                 f"cot record", "completion_matches"),
     ]
 
 

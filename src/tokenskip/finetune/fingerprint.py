@@ -1,0 +1,50 @@
+"""What a finetune checkpoint depends on, by content: the base model's files, the samples, the params.
+
+A checkpoint folder is stamped with :func:`fingerprint`; a run whose inputs hash differently wipes
+it instead of resuming. The base model counts by the bytes of its files (weights, tokenizer,
+config, ...), not by its path or the files' sizes and mtimes, so another model swapped in at the same
+path (``models/base`` is always that path) never resumes a checkpoint trained on the old one. A
+``model.json`` pointer to a hub id with no local snapshot counts by name and revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tokenskip.core.params import FinetuneParams
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path, sorted; hidden names (.cache/...) skipped."""
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            digests[relative.as_posix()] = file_sha256(path)
+    return digests
+
+
+def base_model_identity(name: str, revision: str | None) -> dict[str, Any]:
+    """A local model folder by its files' content; a hub id without local files by name and revision."""
+    folder = Path(name)
+    if folder.is_dir():
+        return {"files": folder_digests(folder)}
+    return {"name": name, "revision": revision}
+
+
+def fingerprint(params: FinetuneParams, samples_path: Path, name: str, revision: str | None) -> str:
+    """Hash of everything a checkpoint depends on: params, the samples' bytes and the base model."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(params.model_dump(), sort_keys=True).encode())
+    digest.update(json.dumps(base_model_identity(name, revision), sort_keys=True).encode())
+    digest.update(file_sha256(samples_path).encode())
+    return digest.hexdigest()[:16]
