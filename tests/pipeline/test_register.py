@@ -224,10 +224,10 @@ def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
     assert report["tracking_uri"] == "sqlite:///mlflow/mlflow.db" and report["champion"]["ratio"] == 0.6
     assert (workspace / "mlflow/mlflow.db").is_file() and any((workspace / "mlflow/artifacts").iterdir())
     headline = json.loads((workspace / "reports/metrics.json").read_text())  # what `dvc metrics show` prints
-    assert headline["champion"]["ratio"] == 0.6 and headline["reference"] == "original"
+    assert headline["champion_ratio"] == 0.6 and headline["reference"] == "original"
     assert headline["ratios"]["0.6"] == {
-        "accuracy": 0.76, "accuracy_ci": [0.71, 0.81], "actual_ratio": 0.6, "latency_ratio": 0.6,
-        "accuracy_drop": 0.04, "accuracy_drop_ci": [0.035, 0.045], "verdict": "passed"}
+        "accuracy": 0.76, "accuracy_ci_low": 0.71, "accuracy_ci_high": 0.81, "actual_ratio": 0.6,
+        "latency_ratio": 0.6, "accuracy_drop": 0.04, "accuracy_drop_ci_high": 0.045, "verdict": "passed"}
     (workspace / "reports/finetune.json").write_text('{"loss_history": [{"step": 1}]}')
     bad = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1

@@ -23,18 +23,21 @@ def headline_metrics(register_report: dict[str, Any], evaluate: dict[str, Any]) 
         figures = evaluate["ratios"][key]
         base_latency = _latency(evaluate, version["reference"])
         latency = figures.get("latency_s")
-        ratios[key] = {
+        accuracy_ci = version.get("accuracy_ci") or [None, None]
+        ratios[key] = {  # scalars only: `dvc metrics show` prints no lists
             "accuracy": version["accuracy"],
-            "accuracy_ci": version.get("accuracy_ci"),
+            "accuracy_ci_low": accuracy_ci[0],
+            "accuracy_ci_high": accuracy_ci[1],
             "actual_ratio": figures["actual_ratio"],
             "latency_ratio": round(latency / base_latency, 4) if latency and base_latency else None,
             "accuracy_drop": version["accuracy_drop"],
-            "accuracy_drop_ci": version["accuracy_drop_ci"],
+            "accuracy_drop_ci_high": version["accuracy_drop_ci"][1],
             "verdict": version["verdict"],
         }
     champion = register_report.get("champion")
     return {
         "reference": register_report["versions"][0]["reference"] if register_report["versions"] else None,
         "ratios": ratios,
-        "champion": {"version": champion["version"], "ratio": champion["ratio"]} if champion else None,
+        "champion_version": champion["version"] if champion else "none",
+        "champion_ratio": champion["ratio"] if champion else None,
     }
