@@ -36,7 +36,11 @@ def pick_device() -> str:
 
 
 def resolve_base_model(base_dir: str | Path) -> tuple[str, str | None]:
-    """Return (name or path, revision) of the base model recorded in ``base_dir``."""
+    """Return (name or path, revision) of the base model recorded in ``base_dir``.
+
+    A ``model.json`` pointer's ``path`` is the recording host's folder: it is used only where it
+    exists, so a registry version carrying the pointer loads on any host (by the hub id).
+    """
     folder = Path(base_dir)
     if (folder / "config.json").is_file():
         return str(folder), None
@@ -46,7 +50,15 @@ def resolve_base_model(base_dir: str | Path) -> tuple[str, str | None]:
     record = json.loads(pointer.read_text(encoding="utf-8"))
     if not record.get("name"):
         raise TokenSkipError(f"{pointer}: field 'name' is missing")
-    return record.get("path") or record["name"], record.get("revision")
+    path = record.get("path")
+    if path and Path(path).is_dir():  # this host's copy (a local folder, or the hub cache snapshot)
+        return path, record.get("revision")
+    if record.get("source") == "local" and not Path(record["name"]).is_dir():
+        raise TokenSkipError(
+            f"{pointer}: the base model folder {record['name']} is not on this host (recorded path "
+            f"{path}); copy it here or name the model by its hub id"
+        )
+    return record["name"], record.get("revision")  # a hub id: loaded from this host's cache or the hub
 
 
 def _first_line(exc: BaseException) -> str:
