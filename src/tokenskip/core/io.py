@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -66,6 +67,25 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
         replace_dir(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    with Path(path).open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def folder_digests(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path, sorted; hidden names (.cache/...)
+    skipped. What the checkpoints and the registry key a model folder by: its content, not its
+    path, sizes or mtimes."""
+    root = Path(folder)
+    digests = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            digests[relative.as_posix()] = file_sha256(path)
+    return digests
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

@@ -14,23 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tokenskip.core.io import file_sha256, folder_digests
 from tokenskip.core.params import FinetuneParams
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def folder_digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` by relative path, sorted; hidden names (.cache/...) skipped."""
-    digests = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            digests[relative.as_posix()] = file_sha256(path)
-    return digests
 
 
 def base_model_identity(name: str, revision: str | None) -> dict[str, Any]:

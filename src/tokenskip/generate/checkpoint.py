@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenskip.core.decoding import Generation
+from tokenskip.core.io import folder_digests
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -21,24 +22,12 @@ def checkpoint_path(out: Path) -> Path:
     return out.parent / f".{out.name}.checkpoint"
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def model_fingerprint(name: str, revision: str | None) -> dict[str, Any]:
     """Identity of a model: name, revision and, for a local folder, the sha256 of each of its files
     (by relative path; hidden names such as .cache/ skipped). Content, not sizes or mtimes: another
     model copied in at the same path with same-size files (or with preserved mtimes) is another model,
     and a touched but unchanged file is the same one."""
-    folder = Path(name)
-    files = {}
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-                files[relative.as_posix()] = file_sha256(path)
+    files = folder_digests(name) if Path(name).is_dir() else {}
     return {"name": name, "revision": revision, "files": files}
 
 

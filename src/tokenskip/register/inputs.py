@@ -4,29 +4,22 @@ comparison with each reference. Every gap or malformed value is one error naming
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.io import file_sha256, folder_digests
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import Paired, RatioResult
-
-CHUNK = 1 << 20
 
 
 def content_key(model_dir: Path, kind: str, evaluate: Path) -> str:
     """What makes a registry version: the fine-tuned model's files (its ``kind`` folder, ``model`` or
-    ``adapter``, byte for byte) and the evaluation report. 32 hex digits of a sha256."""
-    digest = hashlib.sha256()
-    folder = model_dir / kind
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-    digest.update(b"\0evaluate\0" + evaluate.read_bytes())
-    return digest.hexdigest()[:32]
+    ``adapter``, by content) and the evaluation report. 32 hex digits of a sha256."""
+    identity = {"model": folder_digests(model_dir / kind), "evaluate": file_sha256(evaluate)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
 GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always

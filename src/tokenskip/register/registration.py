@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
-from tokenskip.core.io import read_json
+from tokenskip.core.io import file_sha256, read_json
 from tokenskip.core.params import Params
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import Thresholds, judge, promotion_order
@@ -74,7 +74,7 @@ class RegisterInputs:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+    return file_sha256(path) if path.is_file() else "none"
 
 
 def _git_commit() -> str:
