@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core.core_schema import ValidationInfo
 
 from tokenskip.core.errors import TokenSkipError
 
@@ -37,15 +38,38 @@ def _unique_sorted_ratios(values: list[float]) -> list[float]:
     return sorted(values)
 
 
-class DataParams(Section):
-    """Which dataset the pipeline trains and evaluates on, and the synthetic set's shape."""
+class FieldMap(Section):
+    """``data.dataset: jsonl``: the field holding each part of a record (null: not in the file).
+    Gold: ``answer`` when present, else the solution's last ``\\boxed{}`` or text after ``#### ``."""
 
-    dataset: Literal["synthetic", "gsm8k"] = "synthetic"
+    question: str = "question"
+    solution: str | None = "solution"
+    answer: str | None = "answer"
+    level: str | None = None
+    subject: str | None = None
+
+
+class DataParams(Section):
+    """The dataset trained and evaluated on, its files (null: ``<data>/<dataset>/<split>.jsonl``)
+    and the synthetic set's shape."""
+
+    dataset: Literal["synthetic", "gsm8k", "math", "jsonl"] = "synthetic"
+    train_path: str | None = None
+    test_path: str | None = None
+    fields: FieldMap | None = Field(default=None, validate_default=True)
     seed: NonNegativeInt = 1234
     synthetic_train: PositiveInt = 20000
     synthetic_test: PositiveInt = 500
     n_train: PositiveInt | None = None
     n_test: PositiveInt | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_for_jsonl(cls, value: FieldMap | None, info: ValidationInfo) -> FieldMap | None:
+        dataset = info.data.get("dataset")
+        if (dataset == "jsonl") != (value is not None):
+            raise ValueError(f"required when data.dataset is jsonl, and only then (it is {dataset})")
+        return value
 
 
 class ModelParams(Section):
