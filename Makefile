@@ -34,8 +34,9 @@ data: $(STAMP)
 
 # the main job: the Prefect flow runs every DVC stage (dvc repro <stage>) in order, then prints
 # the evaluation table and the champion. `dvc repro` alone reproduces the same stages.
+# `tokenskip ui` then shows the MLflow registry and the Prefect flow run on 127.0.0.1.
 run: data
-	$(BIN)/python -m flows.pipeline
+	$(BIN)/tokenskip run
 
 test: data
 	$(BIN)/python -m pytest -q

@@ -2,10 +2,10 @@
 
 The schedule comes from params.yaml (``flow.cron``, ``flow.timezone``; default 02:00 UTC nightly).
 
-    python -m flows.deploy serve                      # register + run scheduled runs in this process
+    tokenskip deploy                                  # register + run scheduled runs in this process
     infra/start-prefect.sh && infra/start-worker.sh   # Prefect server + a worker on a process pool
     set -a; . .infra/env; set +a                      # PREFECT_API_URL, TOKENSKIP_WORK_POOL
-    python -m flows.deploy deploy                     # register on the pool (--pool, else
+    tokenskip deploy --pool NAME                      # register on the pool (python -m flows.deploy deploy:
                                                       # TOKENSKIP_WORK_POOL, else tokenskip-process)
     prefect deployment run tokenskip-pipeline/tokenskip-nightly   # one run now, on the worker
 
@@ -23,7 +23,7 @@ from typing import Any
 from prefect.schedules import Cron
 
 from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
-from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.errors import TokenSkipError, exit_code_of
 from tokenskip.core.params import load_params
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             deployment_id = deploy_to_pool(args.pool, repo)
         except TokenSkipError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return exit_code_of(exc)
         print(f"deployment {FULL_NAME} ({deployment_id}) on pool {args.pool!r}; "
               f"its runs need a worker: infra/start-worker.sh (or prefect worker start --pool {args.pool})")
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.errors import DETERMINISTIC_CODES, TokenSkipError
 
 CANONICAL_STAGES: tuple[str, ...] = (
     "base-model",
@@ -36,24 +36,34 @@ TAIL_LINES = 30
 _RAN = re.compile(r"^Running stage '([^']+)'")
 _UNCHANGED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 _RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run, checking out outputs")
-# deterministic failures: the CLI's one-line input error, and data that failed validation
-_DETERMINISTIC = re.compile(r"^(error: |validate: \d+ of \d+ expectations failed)")
+_EXPERIMENT = re.compile(r"^Reproducing experiment '([^']+)'")
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*=.+$")
+EXPERIMENT = "experiment"  # the task name of a run with overrides: one `dvc exp run` over the stages
+# DVC exits 255 when a stage fails and names the command's own exit code in its error line:
+# "ERROR: failed to reproduce 'prune': failed to run: tokenskip prune ..., exited with 2"
+_STAGE_EXIT = re.compile(r"^ERROR: failed to reproduce '([^']+)': failed to run: .*, exited with (-?\d+)\s*$")
 
 
 class StageFailed(Exception):
     """A ``dvc repro <stage>`` that exited non-zero or ran past its time limit.
 
-    ``transient`` is False for a deterministic input error (the tokenskip CLI printed an
-    ``error: ...`` line): retrying would fail the same way, so the flow does not retry it.
+    ``exit_code`` is the stage command's own exit code (None when it timed out or DVC itself
+    failed). It is ``transient`` unless that code says bad input (2), failed validation (3) or no
+    champion (4): retrying would fail the same way, so the flow does not retry those.
     """
 
-    def __init__(self, stage: str, reason: str, tail: Sequence[str], transient: bool) -> None:
+    def __init__(self, stage: str, reason: str, tail: Sequence[str], exit_code: int | None) -> None:
         self.stage = stage
         self.reason = reason
         self.tail = list(tail)
-        self.transient = transient
+        self.exit_code = exit_code
         last = "\n".join(self.tail[-15:])
         super().__init__(f"stage {stage!r} {reason}; last output lines:\n{last}")
+
+    @property
+    def transient(self) -> bool:
+        """True when a retry may pass: a crash, a timeout, a lock held by another DVC process."""
+        return self.exit_code not in DETERMINISTIC_CODES
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class StageRun:
     seconds: float
     statuses: dict[str, str]
     attempts: int = 1
+    experiment: str | None = None  # the DVC experiment's name (a run with overrides)
 
     @property
     def ran(self) -> bool:
@@ -126,10 +137,39 @@ def parse_repro_output(lines: Sequence[str]) -> dict[str, str]:
     return statuses
 
 
-def is_input_error(tail: Sequence[str]) -> bool:
-    """True when the stage failed on bad input (the CLI's one ``error: ...`` line) or on data
-    that failed validation: retrying would fail the same way."""
-    return any(_DETERMINISTIC.match(line) for line in tail)
+def stage_exit_code(lines: Sequence[str]) -> int | None:
+    """The failed stage command's exit code, from DVC's ``failed to reproduce`` error line; None
+    when DVC failed before or around the command (a lock, a missing dependency)."""
+    for line in reversed(lines):
+        match = _STAGE_EXIT.match(line.strip())
+        if match:
+            return int(match.group(2))
+    return None
+
+
+def check_overrides(overrides: Sequence[str]) -> list[str]:
+    """The ``-S`` overrides as given, each ``key.path=value`` (DVC's syntax); else one error."""
+    bad = [item for item in overrides if not _OVERRIDE.match(item)]
+    if bad:
+        raise TokenSkipError(f"-S {bad[0]!r}: expected key=value, e.g. -S prune.ratios='[0.6]'")
+    return list(overrides)
+
+
+def experiment_name(lines: Sequence[str]) -> str | None:
+    """The name DVC gave the experiment (``Reproducing experiment 'name'``), if it printed one."""
+    for line in lines:
+        match = _EXPERIMENT.match(line.strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def dvc_command(stages: Sequence[str], overrides: Sequence[str] = ()) -> list[str]:
+    """``dvc repro <stages>``; with overrides, ``dvc exp run -S k=v ... <stages>``: DVC applies them
+    to params.yaml itself and records the run as an experiment (``dvc exp show``)."""
+    if not overrides:
+        return [tool_path("dvc"), "repro", *stages]
+    return [tool_path("dvc"), "exp", "run", *[arg for item in overrides for arg in ("-S", item)], *stages]
 
 
 def tool_path(name: str) -> str:
@@ -226,18 +266,24 @@ def run_dvc_repro(
     env: Mapping[str, str],
     timeout_s: float,
     on_line: Callable[[str], None],
+    overrides: Sequence[str] = (),
+    targets: Sequence[str] | None = None,
 ) -> StageRun:
-    """``dvc repro <stage>`` in ``repo``; raise StageFailed with the last lines if it fails."""
+    """``dvc repro <stage>`` in ``repo`` (with overrides: ``dvc exp run -S ... <targets>``); raise
+    StageFailed with the last lines if it fails."""
     lines: list[str] = []
 
     def collect(line: str) -> None:
         lines.append(line)
         on_line(line)
 
-    cmd = [tool_path("dvc"), "repro", stage]
+    cmd = dvc_command(targets or [stage], overrides)
     code, tail, seconds = run_streaming(cmd, repo, env, timeout_s, collect)
     if code is None:
-        raise StageFailed(stage, f"timed out after {timeout_s:g} s", tail, transient=True)
+        raise StageFailed(stage, f"timed out after {timeout_s:g} s", tail, exit_code=None)
     if code != 0:
-        raise StageFailed(stage, f"failed (dvc exit code {code})", tail, not is_input_error(tail))
-    return StageRun(stage=stage, seconds=round(seconds, 3), statuses=parse_repro_output(lines))
+        stage_code = stage_exit_code(tail)
+        why = f"exit code {stage_code}" if stage_code is not None else f"dvc exit code {code}"
+        raise StageFailed(stage, f"failed ({why})", tail, stage_code)
+    return StageRun(stage=stage, seconds=round(seconds, 3), statuses=parse_repro_output(lines),
+                    experiment=experiment_name(lines))

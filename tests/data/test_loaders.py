@@ -61,7 +61,7 @@ def test_cli_reports_bad_params_in_one_line_and_fails(tmp_path: Path) -> None:
          "--out", str(tmp_path / "out")],
         capture_output=True, text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "data.synthetic_train: Input should be greater than 0" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -44,7 +44,7 @@ def test_clean_data_exits_zero_with_report_and_docs(tmp_path: Path, monkeypatch,
     assert (tmp_path / "reports" / "validation" / "index.html").is_file()
 
 
-def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path, monkeypatch,
+def test_defects_exit_three_naming_expectation_count_and_ids(tmp_path: Path, monkeypatch,
                                                            word_tokenizer_dir: Path) -> None:
     monkeypatch.chdir(tmp_path)
     records = make_records()
@@ -55,7 +55,7 @@ def test_defects_exit_one_naming_expectation_count_and_ids(tmp_path: Path, monke
     (tmp_path / "reports" / "validation").mkdir(parents=True)
     (tmp_path / "reports" / "validation" / "stale.html").write_text("old")
     result = CliRunner().invoke(app, _args(tmp_path, records, word_tokenizer_dir))
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     lines = result.output.splitlines()
     assert ("FAILED pruned_cots.compressed_tokens_match_text (expect_column_values_to_be_in_set on "
             "compressed_tokens_match_text): 7 unexpected; e.g. q-000@g=0.5, q-001@g=0.5, q-002@g=0.5, "
@@ -86,7 +86,7 @@ def test_report_is_identical_for_identical_inputs(tmp_path: Path, monkeypatch, w
     runs = []
     for _ in range(2):
         result = CliRunner().invoke(app, args)
-        assert result.exit_code == (1 if defect else 0), result.output
+        assert result.exit_code == (3 if defect else 0), result.output
         runs.append(report.read_bytes())
     assert runs[0] == runs[1]
     assert json.loads(runs[0])["success"] is not defect
@@ -100,7 +100,7 @@ def test_missing_input_is_one_error_line(tmp_path: Path, word_tokenizer_dir: Pat
     (tmp_path / "artifacts" / "prune" / "samples.jsonl").unlink()
     run = subprocess.run([sys.executable, "-m", "tokenskip", *args], capture_output=True, text=True,
                          cwd=tmp_path)
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'artifacts' / 'prune' / 'samples.jsonl'}: file not found"]
     report = json.loads((tmp_path / "reports" / "validate.json").read_text())

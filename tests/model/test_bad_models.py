@@ -68,8 +68,8 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    """The single ``error:`` line of a failed run (exit code 1, no traceback)."""
-    assert result.returncode == 1, result.stderr[-3000:]
+    """The single ``error:`` line of a failed run (exit code 2, no traceback)."""
+    assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-3000:]

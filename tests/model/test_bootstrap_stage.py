@@ -65,7 +65,7 @@ def test_named_folder_without_tokenizer_stops_with_one_clear_line(tmp_path: Path
     folder.mkdir()
     (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     result = _run_cli(tmp_path, _params(tmp_path, model={"name": str(folder)}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model.name:") and str(folder) in lines[0]
     assert "tokenizer" in lines[0]
@@ -91,7 +91,7 @@ def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
 def test_rows_shorter_than_an_example_stop_with_one_clear_line(tmp_path: Path) -> None:
     write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=20, n_test=2)
     result = _run_cli(tmp_path, _params(tmp_path, base={**TINY_BASE, "packing": "whole", "seq_len": 100}))
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: base_model.seq_len: 100 is shorter")
     assert not (tmp_path / "models" / "base").exists()

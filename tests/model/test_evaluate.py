@@ -87,11 +87,11 @@ def evaluate_command(base: Path, model: Path, tmp: Path) -> list[str]:
             "--params", str(tmp / "params.yaml")]
 
 
-def test_cli_untrained_ratio_exits_1_with_one_line_and_no_outputs(tiny_model_dir, tmp_path):
+def test_cli_untrained_ratio_exits_2_with_one_line_and_no_outputs(tiny_model_dir, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"ratios": [0.4, 0.5]}}))
     run = subprocess.run(evaluate_command(tiny_model_dir, tmp_path / "none", tmp_path),
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: evaluate.ratios: 0.4 never trained")
     assert not list(tmp_path.glob("evaluate.json")) and not list(tmp_path.glob("pareto.*"))

@@ -111,7 +111,7 @@ def test_bad_samples_stop_with_one_line(tmp_path, lines, message):
         read_samples(path)
 
 
-def test_cli_empty_training_set_exits_1_without_output(tiny_model_dir, tmp_path):
+def test_cli_empty_training_set_exits_2_without_output(tiny_model_dir, tmp_path):
     (tmp_path / "samples.jsonl").write_text("")
     run = subprocess.run(
         [sys.executable, "-m", "tokenskip", "finetune", "--base", str(tiny_model_dir),
@@ -119,6 +119,6 @@ def test_cli_empty_training_set_exits_1_without_output(tiny_model_dir, tmp_path)
          "--checkpoints", str(tmp_path / "ckpt"), "--report", str(tmp_path / "finetune.json")],
         capture_output=True, text=True, timeout=120,
     )
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [f"error: {tmp_path / 'samples.jsonl'}: empty file (no records)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()

@@ -156,7 +156,7 @@ def test_cli_refuses_to_train_unless_validation_passed(tiny_model_dir, samples, 
         report.parent.mkdir()
         report.write_text(content)
     run = _finetune_cli(tiny_model_dir, samples, tmp_path, report)
-    assert run.returncode == 1
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {report}: "), run.stderr[-2000:]
     assert message in lines[0]

@@ -82,7 +82,7 @@ def test_missing_accelerate_config_is_one_clear_error(tiny_model_dir, tmp_path):
     empty = tmp_path / "accelerate"
     empty.mkdir()
     run = run_stage(tiny_model_dir, tmp_path, "two", 2, empty)
-    assert run.returncode == 1
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {empty / 'multi-cpu.yaml'}: accelerate config not found")
     assert not (tmp_path / "two").exists()

@@ -86,16 +86,16 @@ TOY_STAGE = textwrap.dedent("""\
     calls.write_text(str(n + 1))
     mode = pathlib.Path("mode.txt").read_text().strip() if pathlib.Path("mode.txt").exists() else "ok"
     if mode == f"{name}:input-error":
-        print("error: data/x.jsonl: record 3: field 'gold' missing", file=sys.stderr); sys.exit(1)
+        print("error: data/x.jsonl: record 3: field 'gold' missing", file=sys.stderr); sys.exit(2)
     if mode == f"{name}:flaky" and n == 0:
-        print("transient crash", file=sys.stderr); sys.exit(3)
+        print("transient crash", file=sys.stderr); sys.exit(1)
     if name == "validate":
         ok = mode != "validate:fail"
         failures = [] if ok else [{"suite": "pruned", "name": "ratio_mean", "unexpected_count": 1}]
         json.dump({"success": ok, "suites": {"pruned": {"evaluated_expectations": 5}}, "failures": failures},
                   open("reports/validate.json", "w"))
         if not ok:
-            print("validate: 1 of 5 expectations failed; see reports/validate.json", file=sys.stderr); sys.exit(1)
+            print("validate: 1 of 5 expectations failed; see reports/validate.json", file=sys.stderr); sys.exit(3)
     (out / f"{name}.txt").write_text(name)
     report = {"stage": name, "parent": parent}
     if name == "validate":

@@ -81,7 +81,7 @@ def test_flow_runs_stages_in_order_retries_crashes_prints_the_champion_and_stops
     (toy / "mode.txt").write_text("validate:fail")
     (toy / "stage.py").write_text((toy / "stage.py").read_text() + "\n")  # every stage must re-run
     failed = run_flow(repo_root, toy, {**prefect_api, "MLFLOW_TRACKING_URI": uri})
-    assert failed.returncode == 1
+    assert failed.returncode == 3
     assert "validate: 1 of 5 expectations failed" in failed.stderr
     assert (toy / "calls_validate.txt").read_text() == "2"  # once per run
     failed_run = latest_flow_run(prefect_client)

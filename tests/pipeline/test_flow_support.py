@@ -12,7 +12,6 @@ import pytest
 from flows.support import (
     CANONICAL_STAGES,
     StageFailed,
-    is_input_error,
     parse_repro_output,
     plan_stages,
     read_dvc_stages,
@@ -20,6 +19,7 @@ from flows.support import (
     run_dvc_repro,
     run_streaming,
     stage_env,
+    stage_exit_code,
 )
 from tests.pipeline.flow_helpers import make_toy_repo
 from tokenskip.core.errors import TokenSkipError
@@ -55,13 +55,13 @@ def test_parse_repro_output_statuses() -> None:
     assert parse_repro_output(lines) == {"base-model": "unchanged", "generate": "restored", "prune": "ran"}
 
 
-def test_input_errors_and_failed_validation_are_not_transient() -> None:
-    assert is_input_error(
-        ["Running stage 'prune':", "error: artifacts/generate/cot.jsonl: line 3: field 'cot' missing"]
-    )
-    assert is_input_error(["validate: 2 of 31 expectations failed; see reports/validate.json"])
-    assert not is_input_error(["Traceback (most recent call last):", "MemoryError"])
-    assert not is_input_error(["ERROR: Unable to acquire lock. Most likely another DVC process is running"])
+def test_the_stage_exit_code_comes_from_dvc_and_decides_what_is_transient() -> None:
+    failed = "ERROR: failed to reproduce 'prune': failed to run: tokenskip prune --x 'a, exited with 9', exited with 2"
+    assert stage_exit_code(["Running stage 'prune':", "error: bad", failed]) == 2
+    assert stage_exit_code(["Traceback (most recent call last):", "MemoryError"]) is None
+    assert stage_exit_code(["ERROR: Unable to acquire lock. Most likely another DVC process is running"]) is None
+    assert [StageFailed("s", "failed", [], code).transient for code in (None, 1, 2, 3, 4, -9)] == [
+        True, True, False, False, False, True]
 
 
 def test_run_streaming_passes_lines_and_kills_the_group_on_timeout(tmp_path: Path) -> None:
@@ -93,14 +93,14 @@ def test_dvc_repro_runs_then_skips_and_fails_with_last_lines(tmp_path: Path) -> 
     (repo / "mode.txt").write_text("generate:input-error")
     with pytest.raises(StageFailed) as failed:
         run_dvc_repro("generate", repo, env, 60, lambda _: None)
-    assert not failed.value.transient
+    assert failed.value.exit_code == 2 and not failed.value.transient
     assert "error: data/x.jsonl: record 3: field 'gold' missing" in str(failed.value)
 
     (repo / "mode.txt").write_text("generate:flaky")  # fails on its first call only
     (repo / "calls_generate.txt").unlink()
     with pytest.raises(StageFailed) as crashed:
         run_dvc_repro("generate", repo, env, 60, lambda _: None)
-    assert crashed.value.transient and "transient crash" in crashed.value.tail
+    assert crashed.value.exit_code == 1 and crashed.value.transient and "transient crash" in crashed.value.tail
     assert run_dvc_repro("generate", repo, env, 60, lambda _: None).ran
 
 

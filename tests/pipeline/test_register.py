@@ -230,7 +230,7 @@ def test_cli_embedded_default_and_bad_input(workspace: Path) -> None:
         "latency_ratio": 0.6, "accuracy_drop": 0.04, "accuracy_drop_ci_high": 0.045, "verdict": "passed"}
     (workspace / "reports/finetune.json").write_text('{"loss_history": [{"step": 1}]}')
     bad = subprocess.run(REGISTER_CMD, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert (
         bad.stderr.strip() == "error: reports/finetune.json: loss_history.0: needs numeric 'step' and 'loss'"
     )
@@ -276,7 +276,7 @@ def test_a_damaged_embedded_store_is_one_line(workspace: Path, damage: str, monk
         db.chmod(0o644)
     if damage == "read-only" and os.geteuid() == 0:
         pytest.skip("root writes to read-only files")
-    assert done.returncode == 1, done.stderr[-1500:]
+    assert done.returncode == 2, done.stderr[-1500:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "mlflow" in errors[0], done.stderr[-1500:]
     assert "Traceback" not in done.stderr, done.stderr[-1500:]

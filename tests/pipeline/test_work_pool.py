@@ -126,7 +126,7 @@ def test_worker_on_a_process_pool_runs_the_nightly_deployment(
         assert client.read_work_pool("tokenskip-k8s").base_job_template == json.loads(TEMPLATE.read_text())
     refused = subprocess.run([sys.executable, "-m", "flows.deploy", "deploy", "--pool", "tokenskip-k8s"],
                              cwd=clone, env={**os.environ, **client_env}, capture_output=True, text=True)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.startswith("error: work pool 'tokenskip-k8s': type 'kubernetes', not 'process'")
 
 

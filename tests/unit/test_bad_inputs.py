@@ -75,7 +75,7 @@ def test_cli_prints_one_error_line_for_a_problems_file_that_is_not_utf8(tmp_path
          "--report", str(tmp_path / "generate.json"), "--params", str(tmp_path / "p.yaml")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         f"error: {data / 'train.jsonl'}:3: not valid UTF-8 (byte 15 of the line is 0xff)"
     ]

@@ -206,6 +206,7 @@ class GateParams(Section):
     min_token_reduction: Fraction = 0.2
     reference: Literal["original", "g1"] = "original"  # the base model as is, or TokenSkip at g = 1.0
     decision: Literal["point", "upper_ci"] = "upper_ci"  # point estimates, or the paired CI bounds
+    require_champion: bool = False  # register exits 4 when no version passes the gate
 
 
 class MlflowParams(Section):

@@ -24,19 +24,25 @@ def register(
     report: Path = typer.Option(Path("reports/register.json"), help="Report (DVC metric)"),
     metrics: Path = typer.Option(Path("reports/metrics.json"), help="Headline metrics (DVC metric)"),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
+    require_champion: bool | None = typer.Option(
+        None, "--require-champion/--no-require-champion",
+        help="Exit 4 when no version passes the gate (default: params gates.require_champion)"),
 ) -> None:
     """Track the pipeline run, register each ratio as a model version, gate and set aliases.
 
     Tracking store: params mlflow.tracking_uri, or MLFLOW_TRACKING_URI (server mode). Nests under
     TOKENSKIP_PARENT_RUN_ID when the flow set it. Re-running for the same run creates no new versions.
+    The reports are written either way; then, if asked, no passing version is exit code 4.
     """
+    from tokenskip.core.errors import NoChampion
     from tokenskip.core.io import read_json, write_json
+    from tokenskip.core.problems import dataset_file
     from tokenskip.register.registration import RegisterInputs
     from tokenskip.register.registration import register as run_register
     from tokenskip.register.summary import headline_metrics
 
     settings = load_params(params)
-    test_set = data / settings.data.dataset / "test.jsonl" if data is not None else None
+    test_set = dataset_file(settings.data, data, "test") if data is not None else None
     inputs = RegisterInputs(evaluate, finetune_report, model, base, reports, per_question, test_set)
     payload = run_register(inputs, settings, params.read_text(encoding="utf-8"))
     write_json(report, payload)
@@ -49,3 +55,7 @@ def register(
         f"register: {payload['registered_model']}: {payload['created_versions']} new / "
         f"{payload['reused_versions']} existing versions, {where}, {payload['seconds']} s -> {report}"
     )
+    required = settings.gates.require_champion if require_champion is None else require_champion
+    if required and not any(v["verdict"] == "passed" for v in payload["versions"]):
+        raise NoChampion(f"{payload['registered_model']}: no version passed the gate (see {report}); "
+                         "gates.require_champion is true")

@@ -284,4 +284,5 @@ def _track_and_register(
     final = alias_version(tracking, name, "champion")
     report = outcome_report(name, parent_id, gate_inputs[0], outcome, final)
     report["aliases_moved"] = promoted
+    report["champion_uri"] = f"models:/{name}@champion" if final is not None else None  # pyfunc.load_model
     return report

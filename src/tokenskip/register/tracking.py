@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.errors import ServiceError, TokenSkipError
 from tokenskip.core.mlflow_names import CHILD_TAG, PARENT_RUN_ENV, PARENT_TAG, ROLE_TAG  # noqa: F401 (re-exported)
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ def with_retries(
 ) -> T:
     """Call ``action``; on a transient failure wait ``backoff_s * 2**i`` and retry.
 
-    After ``retry.attempts`` failures raise TokenSkipError naming the tracking URI and the step;
+    After ``retry.attempts`` failures raise ServiceError (exit code 1) naming the tracking URI and the step;
     non-transient errors propagate at once.
     """
     for attempt in range(1, retry.attempts + 1):
@@ -107,7 +107,7 @@ def with_retries(
                 raise
             if attempt == retry.attempts:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise TokenSkipError(
+                raise ServiceError(
                     f"MLflow tracking at {uri} unreachable: {what} failed after {attempt} attempt(s) "
                     f"({first}); start the server (mlflow/server.sh start; shared stack: infra/up.sh) "
                     "or unset MLFLOW_TRACKING_URI, then re-run the stage"

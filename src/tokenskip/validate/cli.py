@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.errors import ExitCode, TokenSkipError
 from tokenskip.core.io import write_json
 from tokenskip.core.params import load_params
 
@@ -54,7 +54,7 @@ def validate(
                                        "(default: <report stem>-timing.json next to the report)"),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
 ) -> None:
-    """Validate generated, pruned and training data; exit 1 if any expectation fails."""
+    """Validate generated, pruned and training data; exit 3 if any expectation fails."""
     from tokenskip.validate import format_failure
 
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def validate(
     if failed:
         typer.echo(f"validate: {failed} of {total} expectations failed; see {report} and "
                    f"{result['docs']}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VALIDATION_FAILED)
     rows = ", ".join(f"{name} {s['rows']}" for name, s in result["suites"].items())
     typer.echo(f"validate: all {total} expectations passed ({rows} rows) in {seconds} s; "
                f"data docs {result['docs']}")

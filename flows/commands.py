@@ -1,0 +1,53 @@
+"""``tokenskip run`` and ``tokenskip deploy``: the Prefect flow and its scheduled deployment as
+sub-commands of the tokenskip CLI (src/tokenskip/cli.py imports this module only for them).
+
+Prefect is imported inside the commands, after the global options have set the log level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def run(
+    repo: Path = typer.Option(Path("."), help="Repository root (dvc.yaml, params.yaml)"),
+    stage: list[str] | None = typer.Option(
+        None, "--stage", help="Run only this stage (repeatable; default: every stage)"),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", "-S", help="Params override key=value for this run, applied by `dvc exp run -S` "
+        "(the run is a DVC experiment; params.yaml is left to DVC); repeatable"),
+) -> None:
+    """Run the pipeline flow once: a Prefect task per DVC stage, then the results table.
+
+    Exit code: 0, or the failed stage's own (2 bad input, 3 validation failed, 4 no champion when
+    gates.require_champion asks for one), else 1.
+    """
+    from flows.pipeline import run_once
+
+    code = run_once(repo.resolve(), stage or None, overrides or None)
+    raise typer.Exit(code)
+
+
+def deploy(
+    pool: str | None = typer.Option(
+        None, help="Register the deployment on this Prefect process work pool (its worker runs it) "
+        "instead of serving it here"),
+    repo: Path = typer.Option(Path("."), help="Repository root"),
+) -> None:
+    """Serve the scheduled deployment tokenskip-nightly, or put it on a work pool.
+
+    The cron comes from params flow.cron. Served in this process until Ctrl-C, or registered on a
+    process work pool with --pool. Needs a Prefect server (PREFECT_API_URL).
+    """
+    from flows.deploy import FULL_NAME, deploy_to_pool, serve
+
+    root = repo.resolve()
+    if not pool:
+        serve(root)
+        return
+    name = pool
+    deployment_id = deploy_to_pool(name, root)
+    typer.echo(f"deployment {FULL_NAME} ({deployment_id}) on pool {name!r}; its runs need a worker: "
+               f"infra/start-worker.sh (or prefect worker start --pool {name})")
