@@ -145,14 +145,18 @@ def dataset_file(data: DataParams, data_dir: Path, split: str) -> Path:
     return Path(configured) if configured else data_dir / data.dataset / f"{split}.jsonl"
 
 
-def load_dataset(data: DataParams, data_dir: Path, split: str) -> list[Problem]:
-    """The ``split`` ("train" or "test") of ``data.dataset``, cut to ``data.n_train`` / ``n_test``;
-    ids ``<dataset>-<split>-<index>``."""
-    path, prefix = dataset_file(data, data_dir, split), f"{data.dataset}-{split}"
+def load_file(data: DataParams, path: Path, split: str) -> list[Problem]:
+    """Every problem of ``path`` read in ``data.dataset``'s format, ids ``<dataset>-<split>-<index>``."""
+    prefix = f"{data.dataset}-{split}"
     if data.dataset == "math":
-        problems = load_mapped(path, MATH_FIELDS, prefix)
-    elif data.dataset == "jsonl":
-        problems = load_mapped(path, data.fields.model_dump() if data.fields else {}, prefix)
-    else:
-        problems = load_problems(path, prefix)
+        return load_mapped(path, MATH_FIELDS, prefix)
+    if data.dataset == "jsonl":
+        return load_mapped(path, data.fields.model_dump() if data.fields else {}, prefix)
+    return load_problems(path, prefix)
+
+
+def load_dataset(data: DataParams, data_dir: Path, split: str) -> list[Problem]:
+    """The ``split`` ("train" or "test") of ``data.dataset`` (see :func:`dataset_file`), cut to
+    ``data.n_train`` / ``data.n_test``."""
+    problems = load_file(data, dataset_file(data, data_dir, split), split)
     return problems[: data.n_train if split == "train" else data.n_test]

@@ -24,7 +24,7 @@ def _check_questions(test_file: Path, problems: list, model: Any, tokenizer: Any
 def evaluate(
     base: Path = typer.Option(Path("models/base"), help="Base model folder (baselines)"),
     model: Path = typer.Option(Path("models/tokenskip"), help="Fine-tuned model folder (from finetune)"),
-    data: Path = typer.Option(Path("data"), help="Data folder: <dataset>/test.jsonl"),
+    data: Path = typer.Option(Path("data"), help="Data folder: <dataset>/test.jsonl (or data.test_path)"),
     report: Path = typer.Option(Path("reports/evaluate.json"), help="Report (DVC metric)"),
     pareto: Path = typer.Option(Path("reports/pareto.csv"), help="Pareto CSV (DVC plot)"),
     plot: Path = typer.Option(Path("reports/pareto.png"), help="Pareto PNG"),
@@ -48,7 +48,7 @@ def evaluate(
         trained_ratios,
     )
     from tokenskip.core.io import write_json, write_jsonl
-    from tokenskip.core.problems import load_problems
+    from tokenskip.core.problems import dataset_file, load_file
     from tokenskip.evaluate.conditions import check_ratios, evaluate_models
     from tokenskip.evaluate.pareto import pareto_rows, plot_pareto, write_pareto_csv
 
@@ -57,8 +57,8 @@ def evaluate(
     trained = trained_ratios(model)
     if trained is not None:
         check_ratios(settings.evaluate.ratios, trained, str(model / MANIFEST_FILE))
-    test_file = data / settings.data.dataset / "test.jsonl"
-    problems = load_problems(test_file, f"{settings.data.dataset}-test")[: settings.data.n_test]
+    test_file = dataset_file(settings.data, data, "test")
+    problems = load_file(settings.data, test_file, "test")[: settings.data.n_test]
     device = pick_device()
     if device == "cpu":
         torch.set_num_threads(settings.evaluate.threads)

@@ -13,6 +13,7 @@ from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.problems import Problem
 from tokenskip.core.prompts import build_prompt, ratio_key
 from tokenskip.core.records import evaluated_record
+from tokenskip.evaluate.breakdown import add_breakdowns
 from tokenskip.evaluate.statistics import BootstrapSettings, accuracy_ci, paired_statistics
 
 PROMPT_BASELINES = {
@@ -216,6 +217,8 @@ def evaluate_models(
         "baselines": with_actual_ratios(base_results, "original") if base_results else {},
     }
     with_paired_statistics(report, tuned_results, base_results, settings)
+    add_breakdowns(report, problems, {k: r.records for k, r in tuned_results.items()},
+                   {k: r.records for k, r in base_results.items()}, ratio_key(1.0))
     labelled = {f"g={name}": result for name, result in tuned_results.items()} | base_results
     per_question = [row for label, result in labelled.items() for row in per_question_rows(label, result)]
     return report, outputs, per_question

@@ -11,7 +11,7 @@ from tokenskip.core.params import load_params
 
 def generate(
     base: Path = typer.Option(Path("models/base"), help="Base model folder (from base-model)"),
-    data: Path = typer.Option(Path("data"), help="Data folder: <dataset>/train.jsonl"),
+    data: Path = typer.Option(Path("data"), help="Data folder: <dataset>/train.jsonl (or data.train_path)"),
     out: Path = typer.Option(Path("artifacts/generate/cot.jsonl"), help="cot records (JSON Lines)"),
     report: Path = typer.Option(Path("reports/generate.json"), help="Report (DVC metric)"),
     params: Path = typer.Option(Path("params.yaml"), help="Params file"),
@@ -21,7 +21,7 @@ def generate(
     from tokenskip.core.errors import TokenSkipError
     from tokenskip.core.hf import resolve_base_model
     from tokenskip.core.io import write_json, write_jsonl
-    from tokenskip.core.problems import load_problems
+    from tokenskip.core.problems import load_dataset
     from tokenskip.core.prompts import build_prompt
     from tokenskip.core.records import cot_record
     from tokenskip.generate.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
@@ -30,8 +30,7 @@ def generate(
 
     settings = load_params(params)
     gen = settings.generate
-    dataset = settings.data.dataset
-    problems = load_problems(data / dataset / "train.jsonl", f"{dataset}-train")[: settings.data.n_train]
+    problems = load_dataset(settings.data, data, "train")
     engine = open_engine(*resolve_base_model(base), gen)
     tokenizer = engine.tokenizer
     prompts = [build_prompt(tokenizer, p.question, settings.model.instruction) for p in problems]

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from tokenskip.core.answers import normalize_number
+from tokenskip.core.answers import normalize_number, parses_as_answer
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.io import read_jsonl
 from tokenskip.core.records import COT_FIELDS, PRUNED_FIELDS, SAMPLE_FIELDS, count_tokens
@@ -100,10 +100,15 @@ def _is_number(value: Any) -> bool | None:
     return normalize_number(str(value)) is not None
 
 
-def cot_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """generated_cots: the cot records plus ``prediction_is_number``."""
+def cot_frame(records: Sequence[dict[str, Any]], answers: str = "number") -> pd.DataFrame:
+    """generated_cots: the cot records plus ``prediction_is_number`` (``answers`` "number"), or
+    ``gold_is_answer`` and ``prediction_is_answer`` (``answers`` "latex": MATH-style answers)."""
     frame = _frame(records, COT_FIELDS)
-    frame["prediction_is_number"] = _checked(_is_number(v) for v in frame["prediction"])
+    if answers == "number":
+        frame["prediction_is_number"] = _checked(_is_number(v) for v in frame["prediction"])
+    else:
+        frame["gold_is_answer"] = [parses_as_answer(v) for v in frame["gold"]]
+        frame["prediction_is_answer"] = [parses_as_answer(v) for v in frame["prediction"]]
     return frame
 
 
@@ -262,12 +267,13 @@ def ratio_mix_frame(samples: pd.DataFrame, ratios: Sequence[float]) -> pd.DataFr
 
 
 def build_frames(
-    inputs: Inputs, prune_ratios: Sequence[float], tokenizer: Any, force_tokens: Sequence[str] = ()
+    inputs: Inputs, prune_ratios: Sequence[float], tokenizer: Any, force_tokens: Sequence[str] = (),
+    answers: str = "number",
 ) -> dict[str, pd.DataFrame]:
     """All five frames, keyed by suite name; ``tokenizer`` is the target model's (it recounts the
     pruned records' tokens; its EOS token writes the ratio tags); ``force_tokens`` are the words
-    prune always keeps (prune.force_tokens)."""
-    cots = cot_frame(inputs.cots)
+    prune always keeps (prune.force_tokens); ``answers`` is the kind of answer (see cot_frame)."""
+    cots = cot_frame(inputs.cots, answers)
     pruned = pruned_frame(inputs.pruned, cots, tokenizer, force_tokens)
     samples = samples_frame(inputs.samples, cots, pruned, getattr(tokenizer, "eos_token", None))
     return {

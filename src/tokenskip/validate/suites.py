@@ -45,6 +45,7 @@ class Thresholds:
     ratio_tolerance: float
     ratio_mix_tolerance: float
     force_tokens: Sequence[str] = ()  # prune.force_tokens: words prune always keeps (operators)
+    answers: str = "number"  # "number" (synthetic, gsm8k) or "latex" (math, jsonl: math-verify parses)
 
 
 def _rule(kind: Any, name: str, notes: str, **kwargs: Any) -> Any:
@@ -79,8 +80,21 @@ def _generated(gx: Any, t: Thresholds) -> list[Any]:
               column="cot_tokens", min_value=1, max_value=t.max_cot_tokens),
         _rule(e.ExpectColumnValuesToMatchRegex, f"{s}.cot_not_empty", "the CoT is not blank",
               column="cot", regex=NOT_BLANK),
-        _is_true(gx, f"{s}.prediction_is_number", "the prediction parses as a number",
-                 "prediction_is_number"),
+        *_answer_rules(gx, s, t.answers),
+    ]
+
+
+def _answer_rules(gx: Any, s: str, answers: str) -> list[Any]:
+    """Numeric datasets: the prediction is a number. LaTeX datasets (MATH, any JSON Lines file):
+    the gold answer and the prediction each parse as an answer (a number or math-verify's parse)."""
+    if answers == "number":
+        return [_is_true(gx, f"{s}.prediction_is_number", "the prediction parses as a number",
+                         "prediction_is_number")]
+    return [
+        _is_true(gx, f"{s}.gold_is_answer", "the gold answer is extractable: a number, or LaTeX "
+                 "that math-verify parses", "gold_is_answer"),
+        _is_true(gx, f"{s}.prediction_is_answer", "the prediction is a number, or LaTeX that "
+                 "math-verify parses", "prediction_is_answer"),
     ]
 
 
