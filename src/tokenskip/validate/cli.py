@@ -36,10 +36,11 @@ def _run(cot: Path, pruned: Path, base: Path, docs: Path, params: Path) -> dict[
         ratio_tolerance=config.validate_.ratio_tolerance,
         ratio_mix_tolerance=config.validate_.ratio_mix_tolerance,
         force_tokens=tuple(config.prune.force_tokens),
+        answers="number" if config.data.dataset in ("synthetic", "gsm8k") else "latex",
     )
     inputs = load_inputs(cot, pruned)
     tokenizer = load_tokenizer(*resolve_base_model(base))
-    frames = build_frames(inputs, thresholds.ratios, tokenizer, thresholds.force_tokens)
+    frames = build_frames(inputs, thresholds.ratios, tokenizer, thresholds.force_tokens, thresholds.answers)
     return validate_frames(frames, thresholds, docs)
 
 
