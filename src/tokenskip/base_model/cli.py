@@ -67,7 +67,7 @@ def _record(params: Params, staged: Path) -> dict[str, Any]:
     from tokenskip.core.hf import POINTER_FILE
 
     record = resolve_named_model(params.model.name, params.model.revision)
-    write_json(staged / POINTER_FILE, {k: record[k] for k in ("name", "revision", "path")})
+    write_json(staged / POINTER_FILE, {k: record[k] for k in ("name", "revision", "path", "source")})
     return {"model": params.model.name, "trained": False, "parameters": None, "steps": 0,
             "train_seconds": 0.0, "tokens_per_s": None, "final_loss": None, "accuracy": None, **record}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
 
-POINTER_FILE = "model.json"  # base-model's record of a named model: {"name", "revision", "path"}
+POINTER_FILE = "model.json"  # base-model's record of a named model: {"name", "revision", "path", "source"}
 MODEL_SUBDIR = "model"  # finetune: full causal-LM folder (merged LoRA or full fine-tune)
 ADAPTER_SUBDIR = "adapter"  # finetune: PEFT LoRA adapter over the base model
 ADAPTER_CONFIG = "adapter_config.json"

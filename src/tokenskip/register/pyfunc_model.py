@@ -1,8 +1,10 @@
 """The MLflow pyfunc wrapper served from the registry: question in, compressed CoT and answer out.
 
-One model version per compression ratio; each carries the fine-tuned model (the merged folder,
-or the LoRA adapter plus the base model) as artifacts and its ratio as the default inference
-parameter, so ``model.predict(["question"], params={"ratio": 0.7})`` overrides it.
+One model version per compression ratio; each carries its ratio as the default inference
+parameter, so ``model.predict(["question"], params={"ratio": 0.7})`` overrides it. The weights
+are the run's, logged once and referenced by URI (:mod:`tokenskip.register.weights`): the merged
+model, or the LoRA adapter (carried by each version) over the base model (a local base logged
+once; a hub base by id and revision through ``model.json``).
 Output rows: ``{"cot", "answer", "ratio", "output", "cot_tokens"}``.
 """
 
@@ -44,9 +46,10 @@ class TokenSkipModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         """Load the fine-tuned model and tokenizer from the version's artifacts."""
         from tokenskip.core.hf import load_finetuned
+        from tokenskip.register.weights import resolve_weights
 
         self.config = dict(context.model_config or {})
-        artifacts = context.artifacts
+        artifacts = resolve_weights(dict(context.artifacts or {}), self.config.get("weights") or {})
         self._tmp: str | None = None
         key = MODEL_KEY if MODEL_KEY in artifacts else ADAPTER_KEY
         source = Path(artifacts[key])
@@ -120,15 +123,17 @@ def model_signature(ratio: float, max_new_tokens: int) -> Any:
     )
 
 
-def package_artifacts(model_dir: str | Path, base_dir: str | Path) -> dict[str, str]:
-    """Artifacts of one version: the merged model folder, else the adapter plus the base model."""
+def package_artifacts(model_dir: str | Path, base_dir: str | Path, weights: dict[str, str]) -> dict[str, str]:
+    """Artifacts one version carries itself: the merged model folder, else the adapter plus the
+    base model (``model.json`` for a hub id), less what ``weights`` (shared URIs) provide."""
     from tokenskip.core.hf import finetuned_kind
 
     folder = Path(model_dir)
-    kind = finetuned_kind(folder)
-    if kind == MODEL_KEY:
-        return {MODEL_KEY: str(folder / MODEL_KEY)}
-    return {ADAPTER_KEY: str(folder / ADAPTER_KEY), BASE_KEY: str(Path(base_dir))}
+    if finetuned_kind(folder) == MODEL_KEY:
+        carried = {MODEL_KEY: str(folder / MODEL_KEY)}
+    else:
+        carried = {ADAPTER_KEY: str(folder / ADAPTER_KEY), BASE_KEY: str(Path(base_dir))}
+    return {key: path for key, path in carried.items() if key not in weights}
 
 
 def log_pyfunc(
@@ -138,8 +143,11 @@ def log_pyfunc(
     instruction: str,
     max_new_tokens: int,
     batch_size: int = 8,
+    weights: dict[str, str] | None = None,
 ) -> Any:
-    """Log the pyfunc model in the active run (artifact name ``model``); return its ModelInfo."""
+    """Log the pyfunc model in the active run (artifact name ``model``); return its ModelInfo.
+
+    ``weights``: the run's shared weights (``{"model" | "base": URI}``), referenced, not copied."""
     code = Path(__file__).resolve().parents[1]  # the tokenskip package, shipped with the version
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
@@ -150,8 +158,9 @@ def log_pyfunc(
             return mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(Path(__file__).with_name("pyfunc_entry.py")),  # models-from-code: no pickle
-                artifacts=package_artifacts(model_dir, base_dir),
+                artifacts=package_artifacts(model_dir, base_dir, weights or {}) or None,
                 model_config={
+                    "weights": weights or {},
                     "ratio": ratio,
                     "instruction": instruction,
                     "max_new_tokens": max_new_tokens,

@@ -56,6 +56,7 @@ from tokenskip.register.tracking import (
     open_parent_run,
     set_tags,
 )
+from tokenskip.register.weights import shared_weights
 
 DVC_EXPERIMENT_ENV = "DVC_EXP_BASELINE_REV"  # set by `dvc exp run` for the stages it runs
 
@@ -133,7 +134,7 @@ def _parent(tracking: Tracking, inputs: RegisterInputs, params: Params, evaluate
     log_metrics_once(tracking, parent, baselines)
     if inputs.test_set is not None:
         n_test = int(evaluate.get("n_test") or 0) or None
-        log_test_set(tracking, parent.info.run_id, inputs.test_set, params.data.dataset, n_test)
+        log_test_set(tracking, parent.info.run_id, inputs.test_set, params.data, n_test)
     for name in ("pareto.png", "pareto.csv", "validation", "outputs.jsonl", "evaluate.json"):
         log_artifact_once(tracking, parent, inputs.reports / name, "reports")
     return parent, opened
@@ -248,6 +249,8 @@ class RunLogger:
                 self.tracking, self.parent, self.params.finetune.model_dump(), self.finetune,
                 self.inputs.finetune_report, self.inputs.model_dir).info.run_id
             self.extra = _serving_extra(self.inputs, self.params)
+            self.extra["weights"] = shared_weights(
+                self.tracking, self.finetune_run_id, self.inputs.model_dir, self.inputs.base_dir)
         return self.parent.info.run_id
 
     def ratio_run(self, ratio: float, row: dict, verdict: Any, drops: dict) -> tuple[str, str]:

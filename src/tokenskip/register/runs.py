@@ -10,7 +10,9 @@ from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import ADAPTER_SUBDIR
+from tokenskip.core.params import DataParams
 from tokenskip.core.prompts import ratio_key
+from tokenskip.register.breakdown_metrics import breakdown_figures
 from tokenskip.register.gate import Verdict
 from tokenskip.register.tracking import (
     Tracking,
@@ -89,6 +91,7 @@ def ratio_figures(row: dict, verdict: Verdict, drops: dict[str, float]) -> dict[
         mcnemar_p=paired.mcnemar_p,
         **{f"accuracy_drop_{ref}": drop for ref, drop in drops.items()},
     )
+    figures.update(breakdown_figures(row))
     return figures
 
 
@@ -128,7 +131,8 @@ def ratio_run(
 
         def log_model() -> str:
             with mlflow.start_run(run_id=run_id, nested=True):
-                return log_pyfunc(extra["model_dir"], extra["base_dir"], ratio, **extra["serving"]).model_id
+                return log_pyfunc(extra["model_dir"], extra["base_dir"], ratio, **extra["serving"],
+                                  weights=extra.get("weights")).model_id
 
         model_id = tracking.call(f"log model ratio {label}", log_model)
         set_tags(tracking, run_id, {MODEL_ID_TAG: model_id})
@@ -136,17 +140,21 @@ def ratio_run(
     return run_id, model_id
 
 
-def log_test_set(tracking: Tracking, run_id: str, test_file: Path, dataset: str, n_test: int | None) -> None:
-    """Log the evaluated test problems as the run's input dataset (context ``test``, with digest)."""
+def log_test_set(
+    tracking: Tracking, run_id: str, test_file: Path, params: DataParams, n_test: int | None
+) -> None:
+    """Log the evaluated test problems as the run's input dataset (context ``test``, with digest);
+    ``test_file`` is read in ``params.dataset``'s format."""
     import mlflow.data
     import pandas as pd
     from mlflow.entities import DatasetInput, InputTag
 
-    from tokenskip.core.problems import load_problems
+    from tokenskip.core.problems import load_file
 
-    problems = load_problems(test_file, f"{dataset}-test")[:n_test]
+    problems = load_file(params, test_file, "test")[:n_test]
     frame = pd.DataFrame([p.to_record() for p in problems])
-    data = mlflow.data.from_pandas(frame, source=str(test_file), name=f"{dataset}-test", targets="gold")
+    name = f"{params.dataset}-test"
+    data = mlflow.data.from_pandas(frame, source=str(test_file), name=name, targets="gold")
     entry = DatasetInput(data._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "test")])
     tracking.call("log the test set", lambda: tracking.client.log_inputs(run_id, datasets=[entry]))
 

@@ -1,0 +1,133 @@
+"""The paper's path end to end on CPU: profiles/hf-smoke.yaml through `dvc repro`, then the
+champion loaded and asked from another directory once the working copy and models/ are gone.
+
+The profile differs from the embedded default in every stage: a local ``LlamaForCausalLM`` with a
+byte-fallback BPE tokenizer and a Llama-3-style chat template (base-model records a pointer, it
+trains nothing), GSM8K data, the ``llmlingua2`` scorer on a local XLM-RoBERTa token classifier,
+LoRA r8 / alpha 16 with ``merge: false`` (adapter-only versions over a base logged once).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.smoke_models import build_smoke_models
+from tests.pipeline.flow_helpers import DVC, clone_env, run
+
+pytestmark = pytest.mark.slow
+QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
+PREDICT = """
+import json, sys
+import mlflow
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps({"default": model.predict([sys.argv[2]]),
+                  "ratio_0.6": model.predict([sys.argv[2]], params={"ratio": 0.6})}))
+"""
+
+
+def copy_worktree(repo_root: Path, dest: Path) -> Path:
+    """A clone of this working copy as it is (committed files plus uncommitted edits)."""
+    run(["git", "clone", "-q", str(repo_root), str(dest)], repo_root.parent)
+    changed = run(["git", "ls-files", "-z", "--modified", "--others", "--exclude-standard"], repo_root)
+    for relative in filter(None, changed.stdout.split("\0")):
+        source, target = repo_root / relative, dest / relative
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.exists():  # deleted here
+            target.unlink()
+    return dest
+
+
+@pytest.fixture(scope="module")
+def smoke_run(repo_root: Path, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`dvc repro` of the smoke profile in a copy of this working copy, tracked on the fixture's
+    MLflow server; returns the clone, its reports and the tracking URI."""
+    clone = copy_worktree(repo_root, tmp_path_factory.mktemp("real-model") / "work")
+    run([DVC, "pull", "-q", "data.dvc"], clone)
+    built = build_smoke_models(clone / "models" / "smoke", clone / "data" / "gsm8k")
+    assert built["final_loss"] < 0.05, built  # the Llama recites its problems
+    shutil.copy(clone / "profiles" / "hf-smoke.yaml", clone / "params.yaml")
+    env = {**clone_env(clone), "MLFLOW_TRACKING_URI": mlflow_server}
+    run([DVC, "repro"], clone, env=env)
+    reports = {p.stem: json.loads(p.read_text()) for p in (clone / "reports").glob("*.json")}
+    return {"clone": clone, "reports": reports, "uri": mlflow_server}
+
+
+def test_every_stage_ran_the_real_model_path(smoke_run: dict) -> None:
+    clone, reports = smoke_run["clone"], smoke_run["reports"]
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    pointer = json.loads((clone / "models" / "base" / "model.json").read_text())
+    assert pointer["source"] == "local" and pointer["name"] == "models/smoke/llama"
+    assert reports["base-model"]["trained"] is False
+    config = json.loads((clone / "models" / "smoke" / "llama" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert reports["generate"]["kept"] >= 8  # the recited GSM8K training problems
+    assert reports["prune"]["scorer"] == "llmlingua2"
+    tolerance = params["validate"]["ratio_tolerance"]
+    for ratio, figures in reports["prune"]["ratios"].items():
+        assert abs(figures["actual_ratio_mean"] - float(ratio)) <= tolerance, (ratio, figures)
+    assert reports["validate"]["success"] is True
+    assert reports["finetune"]["method"] == "lora" and reports["finetune"]["trainable_parameters"] > 0
+    assert sorted(p.name for p in (clone / "models" / "tokenskip").iterdir() if p.is_dir()) == ["adapter"]
+    evaluation = reports["evaluate"]
+    assert sorted(evaluation["ratios"]) == ["0.6", "0.8", "1.0"]
+    assert evaluation["baselines"]["original"]["accuracy"] > 0  # it recites 8 of the 12 test problems
+    register = reports["register"]
+    assert len(register["versions"]) == 3 and register["champion"] is not None
+
+
+def test_versions_reference_one_logged_copy_of_the_local_base(smoke_run: dict, tmp_path: Path) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+    from tokenskip.register.tracking import globally
+
+    client = MlflowClient(smoke_run["uri"])
+    name = smoke_run["reports"]["register"]["registered_model"]
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert len(versions) == 3
+    finetune_run_ids = {v.tags["finetune_run_id"] for v in versions}
+    assert len(finetune_run_ids) == 1
+    base_files = {a.path: a.file_size for a in client.list_artifacts(finetune_run_ids.pop(), "base")}
+    assert "base/model.safetensors" in base_files and "base/tokenizer.json" in base_files
+    print(f"base logged once: {sum(base_files.values()) / 1e6:.2f} MB")
+    for version in versions:
+        with globally(smoke_run["uri"]):
+            folder = Path(mlflow.artifacts.download_artifacts(
+                f"models:/{name}/{version.version}", dst_path=str(tmp_path / version.version)))
+        files = {p.name for p in folder.rglob("*") if p.is_file()}
+        assert "adapter_model.safetensors" in files and "model.safetensors" not in files, files
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"version {version.version} (g={version.tags['ratio']}): {size / 1e6:.2f} MB")
+
+
+def test_champion_loads_and_answers_on_another_host(smoke_run: dict, tmp_path: Path) -> None:
+    """The working copy (with models/) is moved away; a process in another directory, reaching
+    only the tracking server, loads the champion and answers at its default ratio and at 0.6."""
+    clone = smoke_run["clone"]
+    clone.rename(clone.with_name("moved-away"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    name = smoke_run["reports"]["register"]["registered_model"]
+    env = {"MLFLOW_TRACKING_URI": smoke_run["uri"], "TOKENSKIP_WEIGHTS_CACHE": str(tmp_path / "cache"),
+           "HF_HUB_OFFLINE": "1", "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run([sys.executable, "-c", PREDICT, f"models:/{name}@champion", QUESTION],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    champion_ratio = smoke_run["reports"]["register"]["champion"]["ratio"]
+    assert [row["ratio"] for row in answers["default"]] == [champion_ratio]
+    assert [row["ratio"] for row in answers["ratio_0.6"]] == [0.6]
+    for rows in answers.values():
+        assert set(rows[0]) == {"cot", "answer", "ratio", "output", "cot_tokens"}
+        assert rows[0]["output"].startswith(rows[0]["cot"])
+    fetched = list((tmp_path / "cache").glob("*/base/config.json"))
+    assert len(fetched) == 1 and json.loads(fetched[0].read_text())["architectures"] == ["LlamaForCausalLM"]
+    print(json.dumps(answers)[:2000])
