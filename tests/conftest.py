@@ -18,6 +18,24 @@ for key, value in {
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GSM8K = REPO_ROOT.parent / "shared" / "data" / "gsm8k"
+DATA_HINT = "run `make data` to restore data/, or put shared/data beside the repository"
+
+
+def need_data(path: Path, hint: str = DATA_HINT) -> Path:
+    """``path`` when it exists; otherwise the test fails under ``CI=true`` (a CI run must not pass
+    by skipping) and is skipped, with the reason, elsewhere."""
+    if path.exists():
+        return path
+    message = f"{path} is missing: {hint}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def gsm8k_file(name: str) -> Path:
+    """A GSM8K file from the repository's own data/gsm8k, else from ../shared/data/gsm8k."""
+    local = REPO_ROOT / "data" / "gsm8k" / name
+    return need_data(local if local.exists() else SHARED_GSM8K / name)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_GSM8K
+from tests.conftest import gsm8k_file, need_data
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.problems import load_problems
 
@@ -16,9 +16,7 @@ GSM8K_TEST_SHA256 = "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c
 
 
 def test_real_gsm8k_loads() -> None:
-    if not SHARED_GSM8K.exists():
-        pytest.skip("shared/data not beside the repository")
-    problems = load_problems(SHARED_GSM8K / "test.jsonl", "gsm8k-test")
+    problems = load_problems(gsm8k_file("test.jsonl"), "gsm8k-test")
     assert len(problems) == 1319
     assert problems[0].id == "gsm8k-test-00000"
     assert problems[0].gold == "18"
@@ -26,9 +24,7 @@ def test_real_gsm8k_loads() -> None:
 
 
 def test_project_copy_of_gsm8k_is_byte_identical(repo_root: Path) -> None:
-    copy = repo_root / "data" / "gsm8k" / "test.jsonl"
-    if not copy.exists():
-        pytest.skip("data/ not restored (run `make data`)")
+    copy = need_data(repo_root / "data" / "gsm8k" / "test.jsonl", "run `make data` to restore data/")
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == GSM8K_TEST_SHA256
 
 
