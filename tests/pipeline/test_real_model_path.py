@@ -70,6 +70,10 @@ def test_every_stage_ran_the_real_model_path(smoke_run: dict) -> None:
     config = json.loads((clone / "models" / "smoke" / "llama" / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
     assert reports["generate"]["kept"] >= 8  # the recited GSM8K training problems
+    eos_ids = json.loads((clone / "models" / "smoke" / "llama" / "generation_config.json").read_text())["eos_token_id"]
+    decoding = {"eos_token_ids": sorted(eos_ids), "repetition_penalty": 1.0}
+    assert reports["generate"]["decoding"] == {**decoding, "max_new_tokens": params["generate"]["max_new_tokens"]}
+    assert reports["evaluate"]["decoding"] == {**decoding, "max_new_tokens": params["evaluate"]["max_new_tokens"]}
     assert reports["prune"]["scorer"] == "llmlingua2"
     tolerance = params["validate"]["ratio_tolerance"]
     for ratio, figures in reports["prune"]["ratios"].items():

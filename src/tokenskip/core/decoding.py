@@ -88,6 +88,33 @@ def model_context(model: Any, tokenizer: Any) -> int | None:
     return context_length(getattr(model, "config", None), tokenizer)
 
 
+def greedy_settings(
+    generation_config: Any | None,
+    tokenizer: Any,
+    max_new_tokens: int,
+    repetition_penalty: float | None = None,
+) -> dict[str, Any]:
+    """The greedy decoding settings every engine (transformers, Ray, vLLM) passes explicitly:
+    ``max_new_tokens``; ``eos_token_ids`` (the tokenizer's EOS and the generation_config's); and
+    ``repetition_penalty``: the explicit override (``model.repetition_penalty``), else the model's
+    generation_config (Qwen2.5 ships 1.05), else 1.0. Reports and MLflow record this dict."""
+    configured = getattr(generation_config, "repetition_penalty", None)
+    penalty = repetition_penalty if repetition_penalty is not None else configured
+    return {
+        "max_new_tokens": int(max_new_tokens),
+        "eos_token_ids": eos_token_ids(tokenizer, generation_config),
+        "repetition_penalty": float(penalty if penalty is not None else 1.0),
+    }
+
+
+def override_repetition_penalty(model: Any, repetition_penalty: float | None) -> Any:
+    """Set ``model.repetition_penalty`` (when not None) on a loaded model's generation_config,
+    which :func:`generate_greedy` reads; returns the model."""
+    if repetition_penalty is not None:
+        model.generation_config.repetition_penalty = float(repetition_penalty)
+    return model
+
+
 def length_order(prompts: Sequence[str]) -> list[int]:
     """Prompt indices in the order :func:`generate_greedy` batches them (stable sort by length).
 
@@ -109,7 +136,8 @@ def generate_greedy(
     on_batch: Callable[[list[int], list[Generation]], None] | None = None,
     labels: Sequence[str] | None = None,
 ) -> tuple[list[Generation], float]:
-    """Greedy-decode ``prompts`` in batches sorted by length (left padding, stop at EOS).
+    """Greedy-decode ``prompts`` in batches sorted by length (left padding, stop at EOS), with the
+    :func:`greedy_settings` of the model's generation_config passed explicitly.
 
     Returns the generations in input order and the wall-clock seconds spent.
     Resuming: batches whose prompts are all in ``done`` (index -> Generation, e.g. from a
@@ -121,7 +149,8 @@ def generate_greedy(
 
     check_prompt_lengths(tokenizer, prompts, model_context(model, tokenizer), labels)
     order = length_order(prompts)
-    eos_ids = eos_token_ids(tokenizer, model.generation_config)
+    settings = greedy_settings(model.generation_config, tokenizer, max_new_tokens)
+    eos_ids = settings["eos_token_ids"]
     results: list[Generation | None] = [None] * len(prompts)
     started = time.perf_counter()
     bar = progress(total=len(prompts), desc=desc, unit="q")
@@ -140,6 +169,7 @@ def generate_greedy(
                 **encoded,
                 do_sample=False,
                 max_new_tokens=max_new_tokens,
+                repetition_penalty=settings["repetition_penalty"],
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=eos_ids,
             )

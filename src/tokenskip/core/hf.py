@@ -176,6 +176,16 @@ def load_context_length(name: str, revision: str | None, tokenizer: Any) -> int 
     return context_length(config, tokenizer)
 
 
+def load_generation_config(name: str, revision: str | None) -> Any | None:
+    """The model's ``generation_config.json`` as a GenerationConfig, or None when it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(name, revision=revision)
+    except OSError:
+        return None
+
+
 def finetuned_kind(model_dir: str | Path) -> str:
     """``model`` if a full model folder exists, ``adapter`` if only an adapter, else an error."""
     folder = Path(model_dir)

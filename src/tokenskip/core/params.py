@@ -78,6 +78,7 @@ class ModelParams(Section):
     name: str = "bootstrap"
     revision: str | None = None
     instruction: str = DEFAULT_INSTRUCTION
+    repetition_penalty: PositiveFloat | None = None  # greedy decoding; null = the generation_config's
 
 
 def require_batch_split(batch_size: int, num_processes: int) -> None:

@@ -39,6 +39,7 @@ def evaluate(
     """Accuracy, CoT tokens, actual ratio, latency (batch 1) and throughput per g and baseline."""
     import torch
 
+    from tokenskip.core.decoding import greedy_settings, override_repetition_penalty
     from tokenskip.core.hf import (
         MANIFEST_FILE,
         load_causal_lm,
@@ -62,11 +63,17 @@ def evaluate(
     device = pick_device()
     if device == "cpu":
         torch.set_num_threads(settings.evaluate.threads)
+    penalty = settings.model.repetition_penalty
     tuned = load_finetuned(model, base, device)
+    override_repetition_penalty(tuned[0], penalty)
     _check_questions(test_file, problems, *tuned, settings.model.instruction)
     base_pair = load_causal_lm(*resolve_base_model(base), device) if settings.evaluate.baselines else None
+    if base_pair is not None:
+        override_repetition_penalty(base_pair[0], penalty)
     instruction = settings.model.instruction
     payload, examples, table = evaluate_models(tuned, base_pair, problems, settings.evaluate, instruction)
+    max_new_tokens = settings.evaluate.max_new_tokens
+    payload["decoding"] = greedy_settings(tuned[0].generation_config, tuned[1], max_new_tokens)
     rows = pareto_rows(payload)
     write_jsonl(outputs, examples)
     write_jsonl(per_question, table)

@@ -18,8 +18,9 @@ def generate(
 ) -> None:
     """Greedy CoTs of the base model; keep correct ones within generate.max_cot_tokens. Resumable.
     generate.backend: transformers (this process), ray (sharded over Ray workers, same output) or vllm."""
+    from tokenskip.core.decoding import greedy_settings
     from tokenskip.core.errors import TokenSkipError
-    from tokenskip.core.hf import resolve_base_model
+    from tokenskip.core.hf import load_generation_config, load_tokenizer, resolve_base_model
     from tokenskip.core.io import write_json, write_jsonl
     from tokenskip.core.problems import load_dataset
     from tokenskip.core.prompts import build_prompt
@@ -31,10 +32,15 @@ def generate(
     settings = load_params(params)
     gen = settings.generate
     problems = load_dataset(settings.data, data, "train")
-    engine = open_engine(*resolve_base_model(base), gen)
+    name, revision = resolve_base_model(base)
+    decoding = greedy_settings(load_generation_config(name, revision), load_tokenizer(name, revision),
+                               gen.max_new_tokens, settings.model.repetition_penalty)
+    engine = open_engine(name, revision, gen, decoding["repetition_penalty"])
     tokenizer = engine.tokenizer
     prompts = [build_prompt(tokenizer, p.question, settings.model.instruction) for p in problems]
-    fingerprint = run_fingerprint(engine.identity(), prompts, gen.batch_size, gen.max_new_tokens)
+    penalty = decoding["repetition_penalty"]
+    identity = engine.identity() | ({"repetition_penalty": penalty} if penalty != 1.0 else {})
+    fingerprint = run_fingerprint(identity, prompts, gen.batch_size, gen.max_new_tokens)
     checkpoint = Checkpoint(checkpoint_path(out), fingerprint)
     decoded = engine.decode(prompts, checkpoint)
     records = [cot_record(p, g.text, tokenizer) for p, g in zip(problems, decoded.generations, strict=True)]
@@ -47,6 +53,7 @@ def generate(
         )
     summary["resumed_from_checkpoint"] = decoded.resumed
     summary["backend"] = gen.backend
+    summary["decoding"] = decoding
     if decoded.info:
         summary[gen.backend] = decoded.info
     write_jsonl(out, kept)

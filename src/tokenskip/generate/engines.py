@@ -17,7 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tokenskip.core.decoding import Generation, check_prompt_lengths, generate_greedy
+from tokenskip.core.decoding import (
+    Generation,
+    check_prompt_lengths,
+    generate_greedy,
+    override_repetition_penalty,
+)
 from tokenskip.core.params import GenerateParams
 from tokenskip.generate.checkpoint import Checkpoint, model_fingerprint
 from tokenskip.generate.protocol import Decoded, Engine
@@ -54,7 +59,9 @@ def decode_transformers(
 class TransformersEngine:
     """``generate.backend: transformers``: the model loaded in this process."""
 
-    def __init__(self, name: str, revision: str | None, gen: GenerateParams) -> None:
+    def __init__(
+        self, name: str, revision: str | None, gen: GenerateParams, repetition_penalty: float
+    ) -> None:
         import torch
 
         from tokenskip.core.hf import load_causal_lm, pick_device
@@ -63,7 +70,8 @@ class TransformersEngine:
         if device == "cpu":
             torch.set_num_threads(gen.threads)
         self.name, self.revision, self.gen = name, revision, gen
-        self.model, self.tokenizer = load_causal_lm(name, revision, device)
+        model, self.tokenizer = load_causal_lm(name, revision, device)
+        self.model = override_repetition_penalty(model, repetition_penalty)
 
     def identity(self) -> dict[str, Any]:
         """The model's files; checkpoints are shared with the Ray engine (same batches)."""
@@ -86,10 +94,13 @@ def check_prompts(name: str, revision: str | None, tokenizer: Any, prompts: list
 class RayEngine:
     """``generate.backend: ray``: the workers load the model; this process only tokenizes."""
 
-    def __init__(self, name: str, revision: str | None, gen: GenerateParams) -> None:
+    def __init__(
+        self, name: str, revision: str | None, gen: GenerateParams, repetition_penalty: float
+    ) -> None:
         from tokenskip.core.hf import load_tokenizer
 
         self.name, self.revision, self.gen = name, revision, gen
+        self.repetition_penalty = repetition_penalty
         self.tokenizer = load_tokenizer(name, revision)
 
     def identity(self) -> dict[str, Any]:
@@ -99,7 +110,7 @@ class RayEngine:
     def decode(self, prompts: list[str], checkpoint: Checkpoint) -> Decoded:
         """Shards over Ray workers; the per-process details stay out of the report."""
         check_prompts(self.name, self.revision, self.tokenizer, prompts)
-        decoded = decode_ray(self.name, self.revision, prompts, self.gen, checkpoint)
+        decoded = decode_ray(self.name, self.revision, prompts, self.gen, checkpoint, self.repetition_penalty)
         decoded.info.pop("processes", None)
         return decoded
 
@@ -107,11 +118,14 @@ class RayEngine:
 class VllmEngine:
     """``generate.backend: vllm``: vLLM loads the model on the GPU."""
 
-    def __init__(self, name: str, revision: str | None, gen: GenerateParams) -> None:
+    def __init__(
+        self, name: str, revision: str | None, gen: GenerateParams, repetition_penalty: float
+    ) -> None:
         from tokenskip.core.hf import load_tokenizer
 
         require_vllm()
         self.name, self.revision, self.gen = name, revision, gen
+        self.repetition_penalty = repetition_penalty
         self.tokenizer = load_tokenizer(name, revision)
 
     def identity(self) -> dict[str, Any]:
@@ -121,7 +135,8 @@ class VllmEngine:
     def decode(self, prompts: list[str], checkpoint: Checkpoint) -> Decoded:
         """See :func:`tokenskip.generate.vllm_engine.decode_vllm`."""
         check_prompts(self.name, self.revision, self.tokenizer, prompts)
-        return decode_vllm(self.name, self.revision, self.tokenizer, prompts, self.gen, checkpoint)
+        return decode_vllm(self.name, self.revision, self.tokenizer, prompts, self.gen, checkpoint,
+                           self.repetition_penalty)
 
 
 ENGINES: dict[str, type[TransformersEngine] | type[RayEngine] | type[VllmEngine]] = {
@@ -131,6 +146,7 @@ ENGINES: dict[str, type[TransformersEngine] | type[RayEngine] | type[VllmEngine]
 }
 
 
-def open_engine(name: str, revision: str | None, gen: GenerateParams) -> Engine:
-    """The engine of ``gen.backend`` for the model ``name`` at ``revision``."""
-    return ENGINES[gen.backend](name, revision, gen)
+def open_engine(name: str, revision: str | None, gen: GenerateParams, repetition_penalty: float) -> Engine:
+    """The engine of ``gen.backend`` for the model ``name`` at ``revision``; every engine decodes
+    greedily with the given ``repetition_penalty`` (see :func:`~tokenskip.core.decoding.greedy_settings`)."""
+    return ENGINES[gen.backend](name, revision, gen, repetition_penalty)

@@ -70,7 +70,7 @@ def _kill_hook(shard: int) -> Any:
 class ShardWorker:
     """A Ray actor body: one model replica that decodes shards (wrapped by ``ray.remote`` at run time)."""
 
-    def __init__(self, name: str, revision: str | None, threads: int) -> None:
+    def __init__(self, name: str, revision: str | None, threads: int, repetition_penalty: float) -> None:
         import torch
 
         from tokenskip.core.hf import load_causal_lm, pick_device
@@ -78,7 +78,10 @@ class ShardWorker:
         device = pick_device()
         if device == "cpu":
             torch.set_num_threads(threads)
-        self.model, self.tokenizer = load_causal_lm(name, revision, device)
+        from tokenskip.core.decoding import override_repetition_penalty
+
+        model, self.tokenizer = load_causal_lm(name, revision, device)
+        self.model = override_repetition_penalty(model, repetition_penalty)
 
     def ready(self) -> dict[str, Any]:
         """Where this replica runs: pid, device and torch threads."""
@@ -112,7 +115,9 @@ def connect(workers: int) -> bool:
     return True
 
 
-def start_workers(name: str, revision: str | None, gen: GenerateParams, count: int) -> tuple[list, list]:
+def start_workers(
+    name: str, revision: str | None, gen: GenerateParams, count: int, repetition_penalty: float
+) -> tuple[list, list]:
     """Up to ``count`` ShardWorker actors (restarted and their calls retried when a worker dies),
     one GPU each when the cluster has GPUs (then at most one per GPU); returns the handles and each
     replica's ready() info once the models are loaded."""
@@ -126,7 +131,7 @@ def start_workers(name: str, revision: str | None, gen: GenerateParams, count: i
         num_cpus=1, num_gpus=gpus, max_restarts=gen.ray_max_retries, max_task_retries=gen.ray_max_retries,
         runtime_env={"env_vars": env},
     )
-    handles = [actor.remote(name, revision, gen.threads) for _ in range(count)]
+    handles = [actor.remote(name, revision, gen.threads, repetition_penalty) for _ in range(count)]
     try:
         return handles, ray.get([h.ready.remote() for h in handles])
     except ray.exceptions.RayError as exc:
@@ -177,7 +182,7 @@ def _run_shards(handles: list, pending: list[Shard], prompts: list[str], gen: Ge
 
 
 def decode_ray(name: str, revision: str | None, prompts: list[str], gen: GenerateParams,
-               checkpoint: Checkpoint) -> Decoded:
+               checkpoint: Checkpoint, repetition_penalty: float = 1.0) -> Decoded:
     """Decode ``prompts`` over Ray workers; returns generations in input order, decoding seconds
     (over all runs, model loading excluded), prompts resumed from the checkpoint, and run info
     (``processes``: each replica's ready() and shard number -> pid that finished it)."""
@@ -195,7 +200,8 @@ def decode_ray(name: str, revision: str | None, prompts: list[str], gen: Generat
     handles: list = []
     try:
         loading = time.perf_counter()
-        handles, replicas = start_workers(name, revision, gen, min(gen.ray_workers, len(pending)))
+        handles, replicas = start_workers(name, revision, gen, min(gen.ray_workers, len(pending)),
+                                          repetition_penalty)
         info |= {"workers": len(handles), "load_seconds": round(time.perf_counter() - loading, 2),
                  "devices": sorted({r["device"] for r in replicas}),
                  "threads_per_worker": sorted({r["threads"] for r in replicas})}

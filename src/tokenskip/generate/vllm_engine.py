@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tokenskip.core.decoding import Generation
+from tokenskip.core.decoding import Generation, greedy_settings
 from tokenskip.core.errors import TokenSkipError
-from tokenskip.core.hf import eos_token_ids
+from tokenskip.core.hf import load_generation_config
 from tokenskip.core.params import GenerateParams
 from tokenskip.core.progress import progress
 from tokenskip.generate.checkpoint import Checkpoint
@@ -35,16 +35,6 @@ def require_vllm() -> Any:
     return vllm
 
 
-def _eos_ids(name: str, revision: str | None, tokenizer: Any) -> list[int]:
-    from transformers import GenerationConfig
-
-    try:
-        configured = GenerationConfig.from_pretrained(name, revision=revision)
-    except OSError:
-        configured = None
-    return eos_token_ids(tokenizer, configured)
-
-
 def _to_generation(token_ids: list[int], eos_ids: list[int], tokenizer: Any) -> Generation:
     count = next((n for n, token in enumerate(token_ids) if token in eos_ids), len(token_ids))
     text = tokenizer.decode(token_ids[:count], skip_special_tokens=True)
@@ -52,7 +42,7 @@ def _to_generation(token_ids: list[int], eos_ids: list[int], tokenizer: Any) -> 
 
 
 def decode_vllm(name: str, revision: str | None, tokenizer: Any, prompts: list[str], gen: GenerateParams,
-                checkpoint: Checkpoint) -> Decoded:
+                checkpoint: Checkpoint, repetition_penalty: float = 1.0) -> Decoded:
     """Greedy-decode ``prompts`` with vLLM; returns :class:`~tokenskip.generate.protocol.Decoded`."""
     vllm = require_vllm()
     checkpoint.start()
@@ -65,8 +55,11 @@ def decode_vllm(name: str, revision: str | None, tokenizer: Any, prompts: list[s
     if pending:
         llm = vllm.LLM(model=name, revision=revision, tokenizer=name, tokenizer_revision=revision,
                        seed=0, trust_remote_code=False)
-        eos_ids = _eos_ids(name, revision, tokenizer)
-        sampling = vllm.SamplingParams(temperature=0.0, max_tokens=gen.max_new_tokens,
+        settings = greedy_settings(load_generation_config(name, revision), tokenizer, gen.max_new_tokens,
+                                   repetition_penalty)
+        eos_ids = settings["eos_token_ids"]
+        sampling = vllm.SamplingParams(temperature=0.0, max_tokens=settings["max_new_tokens"],
+                                       repetition_penalty=settings["repetition_penalty"],
                                        stop_token_ids=eos_ids, skip_special_tokens=True)
         bar = progress(total=sum(len(s.indices) for s in pending), desc="generate (vllm)", unit="q")
         started = time.perf_counter()

@@ -58,7 +58,10 @@ class TokenSkipModel(mlflow.pyfunc.PythonModel):
             self._tmp = tempfile.mkdtemp(prefix="tokenskip-pyfunc-")
             model_dir = Path(self._tmp)
             (model_dir / key).symlink_to(source.resolve(), target_is_directory=True)
+        from tokenskip.core.decoding import override_repetition_penalty
+
         self.model, self.tokenizer = load_finetuned(model_dir, artifacts.get(BASE_KEY, ""))
+        override_repetition_penalty(self.model, self.config.get("repetition_penalty"))
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
         """Answer each question: ``[{"cot", "answer", "ratio", "output", "cot_tokens"}, ...]``."""
@@ -144,6 +147,7 @@ def log_pyfunc(
     max_new_tokens: int,
     batch_size: int = 8,
     weights: dict[str, str] | None = None,
+    repetition_penalty: float | None = None,
 ) -> Any:
     """Log the pyfunc model in the active run (artifact name ``model``); return its ModelInfo.
 
@@ -165,6 +169,7 @@ def log_pyfunc(
                     "instruction": instruction,
                     "max_new_tokens": max_new_tokens,
                     "batch_size": batch_size,
+                    "repetition_penalty": repetition_penalty,
                 },
                 signature=model_signature(ratio, max_new_tokens),
                 input_example=INPUT_EXAMPLE,

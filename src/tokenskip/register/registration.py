@@ -124,7 +124,8 @@ def _parent(tracking: Tracking, inputs: RegisterInputs, params: Params, evaluate
         "n_test": str(evaluate.get("n_test", "")),
     }
     parent, opened = open_parent_run(tracking, key, f"pipeline-{key[:8]}", tags)
-    log_params_once(tracking, parent, flatten(params.model_dump(by_alias=True)))
+    log_params_once(tracking, parent, flatten(params.model_dump(by_alias=True))
+                    | flatten(evaluate.get("decoding") or {}, "decoding."))
     baselines = {
         f"baseline.{name}.{metric}": value
         for name, row in (evaluate.get("baselines") or {}).items()
@@ -150,6 +151,7 @@ def _serving_extra(inputs: RegisterInputs, params: Params) -> dict[str, Any]:
             "instruction": params.model.instruction,
             "max_new_tokens": params.evaluate.max_new_tokens,
             "batch_size": params.evaluate.batch_size,
+            "repetition_penalty": params.model.repetition_penalty,
         },
     }
 
