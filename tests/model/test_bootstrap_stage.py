@@ -54,6 +54,12 @@ def test_bootstrap_stage_writes_loadable_model_and_report(tmp_path: Path) -> Non
     for key in ("parameters", "steps", "train_seconds", "tokens_per_s", "final_loss", "accuracy"):
         assert report[key] is not None, key
     assert report["steps"] == TINY_BASE["max_steps"] and report["n_test"] == 8
+    import torch
+
+    environment = report["environment"]  # why two machines' floats may differ
+    assert environment["torch"] == torch.__version__
+    assert environment["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert environment["deterministic_algorithms"] is True
     name, revision = resolve_base_model(tmp_path / "models" / "base")
     model, tokenizer = load_causal_lm(name, revision, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == report["parameters"]
@@ -75,7 +81,8 @@ def test_named_folder_without_tokenizer_stops_with_one_clear_line(tmp_path: Path
 def test_named_local_folder_is_recorded_without_training(tmp_path: Path, tiny_model_dir: Path) -> None:
     _run(tmp_path, _params(tmp_path, model={"name": str(tiny_model_dir)}))
     pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
-    assert pointer == {"name": str(tiny_model_dir), "revision": None, "path": str(tiny_model_dir.resolve())}
+    assert pointer == {"name": str(tiny_model_dir), "revision": None, "path": str(tiny_model_dir.resolve()),
+                       "source": "local"}
     report = json.loads((tmp_path / "reports" / "base-model.json").read_text())
     assert report["trained"] is False and report["steps"] == 0
     assert resolve_base_model(tmp_path / "models" / "base")[0] == str(tiny_model_dir.resolve())

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from tokenskip.core.hf import runtime_environment
 from tokenskip.core.io import staged_dir, write_json
 from tokenskip.core.params import Params, load_params
 
@@ -87,6 +88,7 @@ def base_model(
         else:
             summary = _record(settings, staged)
         summary["stage_seconds"] = round(time.perf_counter() - started, 2)
+        summary["environment"] = runtime_environment()
     write_json(report, summary)
     accuracy = summary.get("accuracy")
     shown = f", accuracy {accuracy:.3f}" if accuracy is not None else ""

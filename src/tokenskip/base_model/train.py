@@ -140,6 +140,7 @@ def train_steps(
     """
     import torch
 
+    torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are; this makes sure
     torch.manual_seed(params.seed)
     model.train()
     optimizer = torch.optim.AdamW(

@@ -28,6 +28,25 @@ TOKENIZER_PROBE = "Tom has 3 apples and buys 12 more, so he has 15."  # must enc
 MAX_SANE_CONTEXT = 10_000_000  # a larger tokenizer model_max_length means "not set" (1e30 in transformers)
 
 
+def runtime_environment() -> dict[str, Any]:
+    """What can make two machines' results differ although code, data and params are equal: the
+    torch and transformers versions, the CPU's SIMD capability that torch dispatches kernels to
+    (e.g. AVX2 vs AVX512 changes float summation order), the architecture and Python."""
+    import platform
+
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
 def pick_device() -> str:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     import torch

@@ -14,6 +14,7 @@ nothing to the registry before every model is logged.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -111,6 +112,15 @@ def read_inputs(inputs: RegisterInputs, params: Params) -> tuple[dict, dict, dic
     return evaluate, finetune, rows, paired
 
 
+def _environment_tags(base_report: Path) -> dict[str, str]:
+    """``env.<key>`` tags of the versions and CPU capability base-model ran with (its report)."""
+    try:
+        environment = json.loads(base_report.read_text(encoding="utf-8")).get("environment") or {}
+    except (OSError, ValueError):
+        return {}
+    return {f"env.{key}": str(value) for key, value in environment.items()}
+
+
 def _parent(tracking: Tracking, inputs: RegisterInputs, params: Params, evaluate: dict, key: str) -> Any:
     commit = _git_commit()
     tags = {
@@ -122,6 +132,7 @@ def _parent(tracking: Tracking, inputs: RegisterInputs, params: Params, evaluate
         "dataset": params.data.dataset,
         "model": params.model.name,
         "n_test": str(evaluate.get("n_test", "")),
+        **_environment_tags(inputs.reports / "base-model.json"),
     }
     parent, opened = open_parent_run(tracking, key, f"pipeline-{key[:8]}", tags)
     log_params_once(tracking, parent, flatten(params.model_dump(by_alias=True))
