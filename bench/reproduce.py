@@ -1,0 +1,104 @@
+"""Does a fresh clone reproduce the committed results? Clone, run every stage, compare.
+
+The reproducibility contract (README): bitwise on one machine; across machines, every headline
+metric within +-0.02 accuracy and +-0.01 actual ratio. This bench checks it: ``git clone`` of the
+committed HEAD into a temporary folder, ``dvc pull`` of the data, ``dvc repro`` of every stage
+(the clone's own code, its own MLflow store), then every headline metric of the clone's reports
+against the committed ``reports/``: the base model's held-out accuracy, and per TokenSkip ratio
+and per baseline the accuracy and actual ratio. It also says which DVC outputs came out
+byte-identical (their md5 in the clone's dvc.lock against the committed one).
+
+Prints ONE JSON line: the largest accuracy and actual-ratio deviations (and where), the outputs
+that differ, the stages' wall time, and ``pass``. Takes as long as ``make run`` (about 10 minutes
+on 2 cores); run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ACCURACY_TOLERANCE = 0.02
+RATIO_TOLERANCE = 0.01
+
+
+def headline(reports: Path) -> dict[str, dict[str, float]]:
+    """``{"accuracy": {name: value}, "actual_ratio": {name: value}}`` of one reports folder."""
+    base = json.loads((reports / "base-model.json").read_text(encoding="utf-8"))
+    evaluation = json.loads((reports / "evaluate.json").read_text(encoding="utf-8"))
+    rows = {f"g={g}": row for g, row in evaluation["ratios"].items()}
+    rows |= {name: row for name, row in (evaluation.get("baselines") or {}).items() if row}
+    accuracy = {name: row["accuracy"] for name, row in rows.items()}
+    if base.get("accuracy") is not None:
+        accuracy["base-model"] = base["accuracy"]
+    ratios = {name: row["actual_ratio"] for name, row in rows.items() if "actual_ratio" in row}
+    return {"accuracy": accuracy, "actual_ratio": ratios}
+
+
+def largest_deviation(committed: dict[str, float], fresh: dict[str, float]) -> tuple[float, str | None]:
+    """(largest |fresh - committed|, its name); a metric missing on one side counts as infinite."""
+    worst, where = 0.0, None
+    for name in sorted(set(committed) | set(fresh)):
+        gap = abs(fresh[name] - committed[name]) if name in committed and name in fresh else float("inf")
+        if gap > worst:
+            worst, where = gap, name
+    return worst, where
+
+
+def output_md5s(lock: Path) -> dict[str, str]:
+    """``{out path: md5}`` of every stage output recorded in a dvc.lock."""
+    stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}
+
+
+def run_clone(clone: Path) -> float:
+    """Clone HEAD, pull the data, ``dvc repro`` every stage with the clone's code; wall seconds."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)]), "HF_HUB_OFFLINE": "1",
+           "TQDM_DISABLE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run([str(BIN / "dvc"), "pull", "-q", "data.dvc"], cwd=clone, check=True, env=env)
+    started = time.perf_counter()
+    subprocess.run([str(BIN / "dvc"), "repro"], cwd=clone, check=True, env=env)
+    return round(time.perf_counter() - started, 1)
+
+
+def compare(clone: Path, seconds: float) -> dict[str, Any]:
+    """The JSON line: deviations of the clone's headline metrics from the committed ones."""
+    committed, fresh = headline(ROOT / "reports"), headline(clone / "reports")
+    accuracy, accuracy_at = largest_deviation(committed["accuracy"], fresh["accuracy"])
+    ratio, ratio_at = largest_deviation(committed["actual_ratio"], fresh["actual_ratio"])
+    ours, theirs = output_md5s(ROOT / "dvc.lock"), output_md5s(clone / "dvc.lock")
+    return {
+        "bench": "reproduce",
+        "max_accuracy_deviation": round(accuracy, 4), "at": accuracy_at,
+        "max_actual_ratio_deviation": round(ratio, 4), "ratio_at": ratio_at,
+        "tolerances": {"accuracy": ACCURACY_TOLERANCE, "actual_ratio": RATIO_TOLERANCE},
+        "outputs_differing": sorted(path for path in ours if theirs.get(path) != ours[path]),
+        "repro_seconds": seconds,
+        "pass": accuracy <= ACCURACY_TOLERANCE and ratio <= RATIO_TOLERANCE,
+    }
+
+
+def main() -> None:
+    """Clone, reproduce, compare; print the JSON line; exit 1 when the contract is broken."""
+    with tempfile.TemporaryDirectory(prefix="tokenskip-reproduce-") as work:
+        clone = Path(work) / "clone"
+        result = compare(clone, run_clone(clone))
+    print(json.dumps(result))
+    sys.exit(0 if result["pass"] else 1)
+
+
+if __name__ == "__main__":
+    main()

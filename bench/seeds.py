@@ -1,0 +1,105 @@
+"""How robust is the embedded default's base model to its seed? One base-model stage per seed.
+
+For each seed (``--seeds``, default 0-4) the real ``tokenskip base-model`` command trains the
+bootstrap model with params.yaml's ``base_model`` section, ``base_model.seed`` (and
+``finetune.seed``) set to the seed, in a temporary folder, on the tracked synthetic data; its
+report gives the held-out accuracy and the training seconds. Targets: accuracy >= 0.90 and
+training <= 360 s for every seed on 2 cores.
+
+Prints ONE JSON line: per seed the accuracy, training seconds, steps and final loss; the minimum
+and mean accuracy; whether every seed met both targets. ``--readme`` also writes the table into
+README.md between the ``seeds:begin`` / ``seeds:end`` markers. Run it on a quiet machine:
+training wants both cores, and a loaded box changes the seconds (not the accuracy: the model is
+the same bits for the same seed on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_ACCURACY = 0.90
+TARGET_TRAIN_S = 360.0
+BEGIN, END = "<!-- seeds:begin (python bench/seeds.py --readme) -->", "<!-- seeds:end -->"
+
+
+def train_seed(seed: int, work: Path) -> dict[str, Any]:
+    """Run the base-model stage with ``seed`` in ``work``; return the figures of its report."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["base_model"]["seed"] = seed
+    params["finetune"]["seed"] = seed
+    folder = work / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    report = folder / "base-model.json"
+    command = [sys.executable, "-m", "tokenskip", "base-model", "--data", str(ROOT / "data"), "--out",
+               str(folder / "base"), "--report", str(report), "--params", str(folder / "params.yaml")]
+    subprocess.run(command, check=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    return {key: figures[key] for key in ("accuracy", "train_seconds", "steps", "final_loss", "stopped_by")}
+
+
+def summary(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON line: per-seed figures, min / mean accuracy and the verdict on both targets."""
+    accuracies = [run["accuracy"] for run in runs.values()]
+    return {
+        "bench": "seeds",
+        "seeds": {str(seed): run for seed, run in runs.items()},
+        "min_accuracy": min(accuracies),
+        "mean_accuracy": round(statistics.fmean(accuracies), 4),
+        "max_train_seconds": max(run["train_seconds"] for run in runs.values()),
+        "targets": {"accuracy": TARGET_ACCURACY, "train_seconds": TARGET_TRAIN_S},
+        "all_pass": all(run["accuracy"] >= TARGET_ACCURACY and run["train_seconds"] <= TARGET_TRAIN_S
+                        for run in runs.values()),
+    }
+
+
+def readme_table(result: dict[str, Any]) -> str:
+    """The Markdown table written between the README markers."""
+    lines = ["| base_model.seed | held-out accuracy | training (s) | steps | final loss |",
+             "|---|---|---|---|---|"]
+    for seed, run in result["seeds"].items():
+        lines.append(f"| {seed} | {run['accuracy']:.3f} | {run['train_seconds']:.0f} | {run['steps']} "
+                     f"| {run['final_loss']:.4f} |")
+    verdict = "yes" if result["all_pass"] else "no"
+    lines.append(f"\nMinimum {result['min_accuracy']:.3f}, mean {result['mean_accuracy']:.3f}; every seed "
+                 f">= {TARGET_ACCURACY} within {TARGET_TRAIN_S:.0f} s: {verdict}.")
+    return "\n".join(lines)
+
+
+def write_readme(result: dict[str, Any], readme: Path = ROOT / "README.md") -> None:
+    """Replace the text between the seeds markers of the README with the table."""
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{BEGIN}\n{readme_table(result)}\n{END}{tail}", encoding="utf-8")
+
+
+def main() -> None:
+    """Train one base model per seed; print the JSON line (and write the README table)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tokenskip-seeds-") as work:
+        runs = {seed: train_seed(seed, Path(work)) for seed in args.seeds}
+    result = summary(runs)
+    print(json.dumps(result))
+    if args.readme:
+        write_readme(result)
+
+
+if __name__ == "__main__":
+    main()
