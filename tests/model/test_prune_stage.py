@@ -69,6 +69,28 @@ def test_prune_with_llmlingua2_classifier(tiny_model_dir: Path, tmp_path: Path) 
     assert len(read_jsonl(out / "pruned_0.5.jsonl")) == 6
 
 
+def test_prune_with_random_scorer_meets_the_ratios_and_keeps_forced_words(
+    tiny_model_dir: Path, tmp_path: Path, repo_root: Path
+) -> None:
+    """The importance-free control: same budget, calibration and forced words; seeded by prune.seed."""
+    tolerance = load_params(repo_root / "params.yaml").validate_.ratio_tolerance
+    cot = _cots(tmp_path / "cot.jsonl")
+    runs = {}
+    for seed in (0, 0, 1):
+        folder = tmp_path / f"run-{len(runs)}"
+        folder.mkdir()
+        result, out, report = _run(folder, tiny_model_dir, cot, f"prune: {{scorer: random, seed: {seed}}}\n")
+        assert result.exit_code == 0, result.output
+        summary = read_json(report)
+        assert summary["scorer"] == "random"
+        for g in (0.5, 0.6, 0.7, 0.8, 0.9):
+            stats = summary["ratios"][str(g)]
+            assert abs(stats["actual_ratio_mean"] - g) <= tolerance
+            assert stats["over_budget_share"] == 0.0 and stats["digits_kept_share"] == 1.0
+        runs[len(runs)] = (out / "pruned_0.5.jsonl").read_bytes()
+    assert runs[0] == runs[1] and runs[0] != runs[2]  # deterministic per seed, different across seeds
+
+
 @pytest.mark.parametrize(
     ("params", "empty_at", "message"),
     [

@@ -13,6 +13,7 @@ from tokenskip.data.synthetic import generate_problems
 from tokenskip.prune.pruning import split_words, token_word_map
 from tokenskip.prune.scorers import (
     LLMLingua2Scorer,
+    RandomScorer,
     SelfInformationScorer,
     load_token_classifier,
     make_scorer,
@@ -94,3 +95,12 @@ def test_scorer_model_errors_are_one_line(tiny_model_dir: Path, tmp_path: Path) 
         load_token_classifier(str(tiny_model_dir))
     with pytest.raises(TokenSkipError, match="unknown scorer 'tfidf'"):
         make_scorer("tfidf", None, None, 8)
+
+
+def test_random_scorer_is_seeded_per_text_and_needs_no_model() -> None:
+    texts = COTS[:6]
+    first = make_scorer("random", None, None, 4, seed=3).score(texts)
+    assert [len(s) for s in first] == [len(split_words(t)) for t in texts]
+    assert all(0.0 <= v < 1.0 for scores in first for v in scores)
+    assert RandomScorer(3).score(texts[::-1]) == first[::-1]  # a CoT's scores ignore order and batch
+    assert RandomScorer(4).score(texts) != first

@@ -43,7 +43,7 @@ def test_paper_profile_parses(repo_root: Path) -> None:
         ({"finetune": {"num_processes": 0}}, "finetune.num_processes: Input should be greater than 0"),
         ({"base_model": {"batch_size": 9, "num_processes": 2}},
          "base_model: Value error, batch_size (9) must be a multiple of num_processes (2)"),
-        ({"prune": {"scorer": "magic"}}, "prune.scorer: Input should be 'self-information' or 'llmlingua2'"),
+        ({"prune": {"scorer": "magic"}}, "prune.scorer: Input should be 'self-information', 'llmlingua2' or 'random'"),
         ({"model": {"nmae": "x"}}, "model.nmae: unknown key"),
         ({"validate": {"ratio_tolerance": 2}}, "validate.ratio_tolerance: Input should be less than or equal to 1"),
         ({"nonsense": {}}, "nonsense: unknown key"),

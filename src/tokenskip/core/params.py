@@ -133,7 +133,7 @@ class GenerateParams(Section):
 class PruneParams(Section):
     """Importance scoring and pruning of CoTs to each ratio."""
 
-    scorer: Literal["self-information", "llmlingua2"] = "self-information"
+    scorer: Literal["self-information", "llmlingua2", "random"] = "self-information"
     scorer_model: str | None = None
     ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
     force_digits: bool = True

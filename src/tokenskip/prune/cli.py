@@ -43,7 +43,7 @@ def prune(
     needs_base = cfg.scorer == "self-information" and cfg.scorer_model is None
     base_pair = load_causal_lm(name, revision) if needs_base else None
     tokenizer = base_pair[1] if base_pair else load_tokenizer(name, revision)
-    scorer = make_scorer(cfg.scorer, cfg.scorer_model, base_pair, cfg.batch_size)
+    scorer = make_scorer(cfg.scorer, cfg.scorer_model, base_pair, cfg.batch_size, seed=cfg.seed)
     pruned, samples, summary = prune_all(records, scorer, tokenizer, cfg, settings.model.instruction)
     with staged_dir(out) as staging:
         for ratio, rows in pruned.items():

@@ -1,18 +1,21 @@
-"""Word importance scorers for pruning: one interface, two real implementations.
+"""Word importance scorers for pruning: one interface, three implementations.
 
 - ``self-information``: a causal LM (by default the base model); a word's score is the sum of
   -log p(token | prefix) over its tokens, the prefix being the generation prompt when given.
 - ``llmlingua2``: an ``AutoModelForTokenClassification`` (LLMLingua-2 semantics): the text is cut
   into chunks of at most 512 model tokens (cut after "." or a line break when possible), and a
   word's score is the mean over its sub-tokens of the probability of label 1 ("keep").
+- ``random``: the control of importance: each word gets a seeded uniform draw (seed
+  ``prune.seed`` and the text itself, so a CoT's scores do not depend on its batch or position).
 
-Both score the words of :func:`tokenskip.prune.pruning.split_words`; model tokens are mapped onto
+Every scorer scores the words of :func:`tokenskip.prune.pruning.split_words`; model tokens are mapped onto
 words through the tokenizer's character offsets.
 """
 
 from __future__ import annotations
 
 import inspect
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +25,7 @@ from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.progress import progress
 from tokenskip.prune.pruning import split_words, token_word_map
 
-SCORERS = ("self-information", "llmlingua2")
+SCORERS = ("self-information", "llmlingua2", "random")
 CHUNK_END_TOKENS = (".", "\n", "▁.", "Ċ")
 
 
@@ -175,6 +178,23 @@ class LLMLingua2Scorer(WordScorer):
         return [_word_values(t, e[1], p, "mean") for t, e, p in zip(texts, encoded, token_probs, strict=True)]
 
 
+class RandomScorer(WordScorer):
+    """Word score = a uniform draw in [0, 1) seeded by (seed, text): importance-free pruning under
+    the same forced words, token budget and calibration as the real scorers."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def score(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[list[float]]:
+        scores = []
+        for text in texts:
+            draw = random.Random(f"{self.seed}\0{text}")  # str seed: hashed with SHA-512, stable
+            scores.append([draw.random() for _ in split_words(text)])
+        return scores
+
+
 def load_token_classifier(name: str, device: str | None = None) -> tuple[Any, Any]:
     """Load (model, tokenizer) of a token classifier from a local folder or hub id."""
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
@@ -198,11 +218,14 @@ def load_token_classifier(name: str, device: str | None = None) -> tuple[Any, An
 
 
 def make_scorer(
-    name: str, scorer_model: str | None, base: tuple[Any, Any] | None, batch_size: int
+    name: str, scorer_model: str | None, base: tuple[Any, Any] | None, batch_size: int, seed: int = 0
 ) -> WordScorer:
     """Build the scorer ``name``; ``base`` is the (model, tokenizer) of the base model, used by
-    self-information when ``scorer_model`` is None."""
+    self-information when ``scorer_model`` is None; ``seed`` seeds the random scorer."""
     from tokenskip.core.hf import load_causal_lm
+
+    if name == "random":
+        return RandomScorer(seed)
 
     if name == "self-information":
         if scorer_model is None:
