@@ -31,7 +31,7 @@ class ChatTokenizer:
         return {"input_ids": text.split()}
 
     def apply_chat_template(self, messages, tokenize: bool, add_generation_prompt: bool) -> str:
-        assert not tokenize and add_generation_prompt
+        assert tokenize is False and add_generation_prompt is True
         return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
 
 
