@@ -1,5 +1,6 @@
-"""``tokenskip run`` and ``tokenskip deploy``: the Prefect flow and its scheduled deployment as
-sub-commands of the tokenskip CLI (src/tokenskip/cli.py imports this module only for them).
+"""``tokenskip run``, ``tokenskip deploy`` and ``tokenskip ablation``: the Prefect flows and the
+scheduled deployment as sub-commands of the tokenskip CLI (src/tokenskip/cli.py imports this
+module only for them).
 
 Prefect is imported inside the commands, after the global options have set the log level.
 """
@@ -28,6 +29,29 @@ def run(
 
     code = run_once(repo.resolve(), stage or None, overrides or None)
     raise typer.Exit(code)
+
+
+def ablation(
+    repo: Path = typer.Option(Path("."), help="Repository root (dvc.yaml, params.yaml)"),
+    variant: list[str] | None = typer.Option(
+        None, "--variant", help="A pruning variant: self-information, random, llmlingua2 or "
+        "no-force-digits; repeatable (default: self-information, random, and llmlingua2 when "
+        "prune.scorer_model names a token classifier)"),
+    ratio: list[float] | None = typer.Option(
+        None, "--ratio", help="Evaluate only this ratio g (one of prune.ratios; repeatable; default: "
+        "evaluate.ratios)"),
+    baselines: bool = typer.Option(
+        True, "--baselines/--no-baselines", help="Also evaluate the base-model baselines in each experiment"),
+) -> None:
+    """Does importance matter? One DVC experiment per pruning variant through evaluate, compared
+    at matched actual ratios with paired intervals against self-information.
+
+    Writes reports/ablation.json and reports/ablation.png, logs them to an MLflow run (tag
+    tokenskip.role=ablation); the experiments stay in `dvc exp show`. No registry alias moves.
+    """
+    from flows.ablation import run_ablation
+
+    raise typer.Exit(run_ablation(repo.resolve(), variant or None, ratio or None, baselines))
 
 
 def deploy(

@@ -1,11 +1,11 @@
 """The ``tokenskip`` command: one sub-command per pipeline stage (see dvc.yaml), plus ``run``
-(the Prefect flow over every stage), ``deploy`` (its scheduled deployment) and ``ui`` (the MLflow
-and Prefect UIs).
+(the Prefect flow over every stage), ``deploy`` (its scheduled deployment), ``ablation`` (one DVC
+experiment per pruning variant, compared) and ``ui`` (the MLflow and Prefect UIs).
 
 Each stage lives in its own package (``tokenskip.<stage>.cli``) and imports only ``core/`` and
 itself. A run of one command imports only that command's module, so a stage's code is exactly
 ``src/tokenskip/core`` + ``src/tokenskip/<stage>`` + this entry point: what its dvc.yaml deps list;
-``run``, ``deploy`` and ``ui`` live in ``flows/`` and only they import Prefect.
+``run``, ``deploy``, ``ablation`` and ``ui`` live in ``flows/`` and only they import Prefect.
 
 Exit codes: 0 success, 1 anything else, 2 bad input, 3 validation failed, 4 no version passed
 the gate when ``gates.require_champion`` asks for one (``tokenskip.core.errors.ExitCode``).
@@ -40,6 +40,7 @@ STAGE_COMMANDS: dict[str, tuple[str, str]] = {
 TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("flows.commands", "run"),
     "deploy": ("flows.commands", "deploy"),
+    "ablation": ("flows.commands", "ablation"),
     "ui": ("flows.ui", "ui"),
 }
 COMMANDS = {**TOOL_COMMANDS, **STAGE_COMMANDS}
