@@ -78,8 +78,8 @@ def paired_difference(
     stats = compare(reference, candidate, settings)
     low, high = stats["accuracy_drop_ci"]
     return {
-        "accuracy_difference": round(-stats["accuracy_drop"], 4),
-        "accuracy_difference_ci": [round(-high, 4), round(-low, 4)],
+        "accuracy_difference": round(-stats["accuracy_drop"], 4) + 0.0,  # + 0.0: no -0.0
+        "accuracy_difference_ci": [round(-high, 4) + 0.0, round(-low, 4) + 0.0],
         "mcnemar_p": stats["mcnemar_p"],
         "token_reduction": stats["token_reduction"],
         "token_reduction_ci": stats["token_reduction_ci"],
