@@ -139,16 +139,16 @@ def test_calibration_keeps_forced_words_and_weights_while_it_lowers_the_budget()
     cot = "\n".join(f"Line {i} adds 2 more careful small steps to reach the total" for i in range(8))
     words = split_words(cot)
     forced = [w.text == "2" for w in words]
-    weights = [2.0 if w.text == "careful" else 1.0 for w in words]
+    weights = [5.0 if w.text == "careful" else 1.0 for w in words]
     scores = [1.0 if w.text == "careful" else float(-i) for i, w in enumerate(words)]
 
     def count(text: str) -> int:  # line breaks and "careful" cost extra tokens
-        return sum(2 if w == "careful" else 1 for w in text.split()) + text.count("\n")
+        return sum(5 if w == "careful" else 1 for w in text.split()) + text.count("\n")
 
     record = prune_record({"id": "c", "cot": cot}, scores, 0.4, forced, weights, count)
     assert record["compressed_cot"].split().count("2") == sum(forced) == 9  # forced words all kept
-    assert 0.33 <= record["compressed_tokens"] / record["cot_tokens"] <= 0.405
-    assert record["compressed_cot"].count("careful") == 8  # the top scores, at their token cost
+    assert (record["compressed_tokens"], record["cot_tokens"]) == (54, 135)  # 0.4 of the tokens
+    assert record["compressed_cot"] == "Line 0 adds 2 careful\n" + "2 careful\n2 2 careful\n" + "2 careful\n" * 4 + "2"
 
 
 # --- training samples and the prune report ----------------------------------------------------
@@ -165,14 +165,14 @@ def test_ratio_summary_figures() -> None:
     rows = [
         {"cot_tokens": 3, "compressed_tokens": 1, "forced_words": 2, "over_budget": False,
          "digits_total": 4, "digits_kept": 4},
-        {"cot_tokens": 7, "compressed_tokens": 5, "forced_words": 5, "over_budget": True,
+        {"cot_tokens": 7, "compressed_tokens": 6, "forced_words": 5, "over_budget": True,
          "digits_total": 2, "digits_kept": 1},
         {"cot_tokens": 0, "compressed_tokens": 0, "forced_words": 0, "over_budget": False,
          "digits_total": 0, "digits_kept": 0},
     ]
     assert ratio_summary(rows) == {
-        "n": 3, "actual_ratio_mean": 0.5238, "actual_ratio_std": 0.1905, "actual_ratio_min": 0.3333,
-        "actual_ratio_max": 0.7143, "mean_cot_tokens": 3.33, "mean_compressed_tokens": 2.0,
+        "n": 3, "actual_ratio_mean": 0.5952, "actual_ratio_std": 0.2619, "actual_ratio_min": 0.3333,
+        "actual_ratio_max": 0.8571, "mean_cot_tokens": 3.33, "mean_compressed_tokens": 2.33,
         "forced_words_mean": 2.33, "over_budget_share": 0.3333, "digits_kept_share": 0.8333,
     }
     empty = ratio_summary(rows[2:])

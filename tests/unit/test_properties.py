@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from tokenskip.core.answers import answers_match, extract_prediction
@@ -204,6 +204,8 @@ def _paired(drop: float, reduction: float, width: float) -> Paired:
     champion=st.none() | st.tuples(st.floats(0.0, 1.0), st.floats(1.0, 500.0)),
     thresholds=st.tuples(st.floats(0.0, 0.1), st.floats(0.0, 0.5), st.sampled_from(["point", "upper_ci"])),
 )
+@example(drop=0.0, reduction=0.55, width=0.1, better_drop=0.0, better_reduction=0.0, accuracy=0.5, tokens=50.0,
+         more_accuracy=0.0, fewer_tokens=0.0, champion=None, thresholds=(0.1, 0.5, "upper_ci"))  # CI low end
 def test_gate_verdict_is_monotone_in_accuracy_and_tokens(
     drop, reduction, width, better_drop, better_reduction, accuracy, tokens, more_accuracy, fewer_tokens,
     champion, thresholds,
