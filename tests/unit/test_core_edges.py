@@ -69,6 +69,7 @@ def test_budget_rounds_half_up_and_forced_words_at_the_bound_fit() -> None:
     kept, over = select_words([4.0, 3.0, 2.0, 1.0], 0.375, [False, False, True, True])
     assert kept == [False, False, True, True] and not over  # 2 forced words = 1.5 + 0.5
     assert select_words([1.0, 2.0], 1.0, [True, True]) == ([True, True], False)
+    assert select_words([4.0, 3.0, 2.0, 1.0], 0.25, [True, True, False, False]) == ([True, True, False, False], True)
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -163,16 +164,16 @@ def test_build_samples_refuses_a_draw_of_another_length() -> None:
 
 def test_ratio_summary_figures() -> None:
     rows = [
-        {"cot_tokens": 3, "compressed_tokens": 1, "forced_words": 2, "over_budget": False,
+        {"cot_tokens": 6, "compressed_tokens": 2, "forced_words": 2, "over_budget": False,
          "digits_total": 4, "digits_kept": 4},
-        {"cot_tokens": 7, "compressed_tokens": 6, "forced_words": 5, "over_budget": True,
+        {"cot_tokens": 7, "compressed_tokens": 5, "forced_words": 5, "over_budget": True,
          "digits_total": 2, "digits_kept": 1},
         {"cot_tokens": 0, "compressed_tokens": 0, "forced_words": 0, "over_budget": False,
          "digits_total": 0, "digits_kept": 0},
     ]
     assert ratio_summary(rows) == {
-        "n": 3, "actual_ratio_mean": 0.5952, "actual_ratio_std": 0.2619, "actual_ratio_min": 0.3333,
-        "actual_ratio_max": 0.8571, "mean_cot_tokens": 3.33, "mean_compressed_tokens": 2.33,
+        "n": 3, "actual_ratio_mean": 0.5238, "actual_ratio_std": 0.1905, "actual_ratio_min": 0.3333,
+        "actual_ratio_max": 0.7143, "mean_cot_tokens": 4.33, "mean_compressed_tokens": 2.33,
         "forced_words_mean": 2.33, "over_budget_share": 0.3333, "digits_kept_share": 0.8333,
     }
     empty = ratio_summary(rows[2:])
