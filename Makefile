@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch==2.13.0 is the CPU build on disk here; see README for a CUDA build on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test install data lint
+.PHONY: run test install data lint ablation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ data: $(STAMP)
 # `tokenskip ui` then shows the MLflow registry and the Prefect flow run on 127.0.0.1.
 run: data
 	$(BIN)/tokenskip run
+
+# Does importance matter? One DVC experiment per pruning variant through evaluate (self-information,
+# random, and llmlingua2 when prune.scorer_model names a classifier), compared at matched actual
+# ratios: reports/ablation.json and .png, `dvc exp show`. e.g. ABLATION_ARGS="--ratio 0.5 --ratio 0.6"
+ablation: data
+	$(BIN)/tokenskip ablation $(ABLATION_ARGS)
 
 test: data
 	$(BIN)/python -m pytest -q
