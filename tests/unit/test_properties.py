@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tokenskip.core.answers import answers_match, extract_prediction
 from tokenskip.core.params import load_params
-from tokenskip.prune.pruning import forced_mask, prune_to_ratio, select_words, split_words
+from tokenskip.prune.pruning import forced_mask, prune_record, prune_to_ratio, select_words, split_words
 from tokenskip.prune.samples import draw_ratios
 from tokenskip.register.gate import Paired, RatioResult, Thresholds, judge
 
@@ -82,6 +82,18 @@ def test_every_forced_word_is_kept(case) -> None:
     result = prune_to_ratio(split_words(text), scores, ratio, forced)
     assert all(k for k, f in zip(result.kept, forced, strict=True) if f)
     assert result.forced_words == sum(forced)
+
+
+@FAST
+@given(st.lists(st.text(alphabet="abcxyz", min_size=1, max_size=40), min_size=1, max_size=30), st.floats(0.05, 1.0))
+@example(["x" * 100, *"abcdefghijklmnopqrs"], 0.1)  # the kept text overshoots g by more than g
+def test_prune_record_never_fails_whatever_the_target_tokenizer_counts(texts: list[str], ratio: float) -> None:
+    cot = " ".join(texts)
+    words = split_words(cot)
+    scores = [float(len(w.text)) for w in words]  # long words score high but cost many tokens
+    record = prune_record({"id": "p", "cot": cot}, scores, ratio, [False] * len(words), [1.0] * len(words), len)
+    assert record["cot_tokens"] == len(cot) and record["compressed_tokens"] == len(record["compressed_cot"])
+    assert _is_subsequence(record["compressed_cot"].split(), texts)
 
 
 @FAST
