@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch==2.13.0 is the CPU build on disk here; see README for a CUDA build on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test install data lint ablation
+.PHONY: run test install data lint mutation ablation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,13 @@ test: data
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests flows bench
+
+# mutation score of the pure core (answers, prompts, io, gate, samples, pruning) against its unit
+# tests, with mutmut 3 in a scratch copy (settings: tests/mutation.cfg); not part of `make test`.
+MUTATION_DIR ?= $(or $(TMPDIR),/tmp)/tokenskip-mutation
+mutation: $(STAMP)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	cp -r src tests params.yaml $(MUTATION_DIR)/
+	cp tests/mutation.cfg $(MUTATION_DIR)/setup.cfg
+	cd $(MUTATION_DIR) && nice -n 19 $(CURDIR)/$(BIN)/mutmut run --max-children 2 \
+		&& $(CURDIR)/$(BIN)/mutmut results
