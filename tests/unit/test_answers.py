@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import gsm8k_file
+from tests.conftest import SHARED_GSM8K
 from tokenskip.core.answers import answers_match, extract_prediction, split_cot
 from tokenskip.core.problems import split_gold, strip_calculator_markup
 
@@ -59,7 +59,9 @@ def test_split_cot_keeps_reasoning_before_final_line() -> None:
 
 def test_checker_agrees_with_labels_on_real_model_solutions() -> None:
     """GPT-3 solutions labelled is_correct: our extractor + checker must agree on nearly all."""
-    path = gsm8k_file("example_model_solutions.jsonl")
+    path = SHARED_GSM8K / "example_model_solutions.jsonl"
+    if not path.exists():  # not part of the repository's data/ (GSM8K's own labelled samples)
+        pytest.skip(f"{path} is not here: put GSM8K's example_model_solutions.jsonl there to run it")
     agree = total = 0
     with path.open() as handle:
         for line in list(handle)[:300]:
