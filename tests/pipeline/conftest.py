@@ -13,6 +13,7 @@ import pytest
 from tests.pipeline.flow_helpers import BIN, SERVER_STARTUP_S, free_port
 from tests.pipeline.infra_stack import infra_stack  # noqa: F401
 from tests.pipeline.mlflow_fixtures import mlflow_server, tracking_env, workspace  # noqa: F401
+from tests.pipeline.smoke import smoke_run  # noqa: F401
 
 
 @pytest.fixture(scope="session")

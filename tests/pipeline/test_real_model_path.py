@@ -10,16 +10,12 @@ LoRA r8 / alpha 16 with ``merge: false`` (adapter-only versions over a base logg
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.fixtures.smoke_models import build_smoke_models
-from tests.pipeline.flow_helpers import DVC, clone_env, run
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -30,35 +26,6 @@ model = mlflow.pyfunc.load_model(sys.argv[1])
 print(json.dumps({"default": model.predict([sys.argv[2]]),
                   "ratio_0.6": model.predict([sys.argv[2]], params={"ratio": 0.6})}))
 """
-
-
-def copy_worktree(repo_root: Path, dest: Path) -> Path:
-    """A clone of this working copy as it is (committed files plus uncommitted edits)."""
-    run(["git", "clone", "-q", str(repo_root), str(dest)], repo_root.parent)
-    changed = run(["git", "ls-files", "-z", "--modified", "--others", "--exclude-standard"], repo_root)
-    for relative in filter(None, changed.stdout.split("\0")):
-        source, target = repo_root / relative, dest / relative
-        if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        elif target.exists():  # deleted here
-            target.unlink()
-    return dest
-
-
-@pytest.fixture(scope="module")
-def smoke_run(repo_root: Path, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """`dvc repro` of the smoke profile in a copy of this working copy, tracked on the fixture's
-    MLflow server; returns the clone, its reports and the tracking URI."""
-    clone = copy_worktree(repo_root, tmp_path_factory.mktemp("real-model") / "work")
-    run([DVC, "pull", "-q", "data.dvc"], clone)
-    built = build_smoke_models(clone / "models" / "smoke", clone / "data" / "gsm8k")
-    assert built["final_loss"] < 0.05, built  # the Llama recites its problems
-    shutil.copy(clone / "profiles" / "hf-smoke.yaml", clone / "params.yaml")
-    env = {**clone_env(clone), "MLFLOW_TRACKING_URI": mlflow_server}
-    run([DVC, "repro"], clone, env=env)
-    reports = {p.stem: json.loads(p.read_text()) for p in (clone / "reports").glob("*.json")}
-    return {"clone": clone, "reports": reports, "uri": mlflow_server}
 
 
 def test_every_stage_ran_the_real_model_path(smoke_run: dict) -> None:
@@ -114,9 +81,17 @@ def test_versions_reference_one_logged_copy_of_the_local_base(smoke_run: dict, t
 
 def test_champion_loads_and_answers_on_another_host(smoke_run: dict, tmp_path: Path) -> None:
     """The working copy (with models/) is moved away; a process in another directory, reaching
-    only the tracking server, loads the champion and answers at its default ratio and at 0.6."""
+    only the tracking server, loads the champion and answers at its default ratio and at 0.6.
+    The session's smoke clone is moved back afterwards, for the other tests that use it."""
     clone = smoke_run["clone"]
-    clone.rename(clone.with_name("moved-away"))
+    moved = clone.rename(clone.with_name("moved-away"))
+    try:
+        _ask_the_champion(smoke_run, tmp_path)
+    finally:
+        moved.rename(clone)
+
+
+def _ask_the_champion(smoke_run: dict, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     name = smoke_run["reports"]["register"]["registered_model"]
