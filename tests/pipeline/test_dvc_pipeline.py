@@ -83,3 +83,22 @@ def test_dvc_dag_is_the_stage_chain(repo_root: Path) -> None:
 
 # `dvc repro` in a clean clone, run, then a no-op: see test_flow_deployment.py (the flow's run of
 # the clone is the first `dvc repro`; one clone and one training run serve both checks).
+
+
+def test_every_option_of_a_stage_command_is_an_option_of_its_tokenskip_command(repo_root: Path) -> None:
+    """dvc.yaml's commands, read from dvc.yaml itself, parse against the Typer commands they call."""
+    import shlex
+
+    import typer.main
+
+    from tokenskip.cli import app
+
+    group = typer.main.get_command(app)
+    for name, stage in _dvc(repo_root).items():
+        words = shlex.split(stage["cmd"])
+        command = group.commands[words[1]]
+        known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        used = {word.split("=", 1)[0] for word in words[2:] if word.startswith("--")}
+        assert used <= known, f"{name}: {sorted(used - known)} are not options of `tokenskip {words[1]}`"
+        context = command.make_context(words[1], words[2:], resilient_parsing=False)
+        assert context.params  # every value parses (paths, flags) as the command declares it
