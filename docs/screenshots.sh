@@ -14,7 +14,7 @@ PY=.venv/bin/python
 log="$(mktemp)"
 .venv/bin/tokenskip ui --mlflow-port "$MLFLOW_PORT" --prefect-port "$PREFECT_PORT" >"$log" 2>&1 &
 ui=$!
-trap 'kill -INT "$ui" 2>/dev/null || true; wait "$ui" 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill -TERM "$ui" 2>/dev/null || true; wait "$ui" 2>/dev/null || true; rm -f "$log"' EXIT  # a background job ignores SIGINT
 for _ in $(seq 240); do
   grep -q "Ctrl-C stops both" "$log" && break
   kill -0 "$ui" 2>/dev/null || { cat "$log" >&2; exit 1; }
