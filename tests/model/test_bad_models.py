@@ -192,7 +192,7 @@ def test_ray_engine_refuses_an_over_long_prompt_before_starting_workers(tiny_mod
     from tokenskip.generate.checkpoint import Checkpoint
 
     monkeypatch.setattr(engines, "decode_ray", lambda *_: pytest.fail("started Ray workers"))
-    engine = engines.RayEngine(str(tiny_model_dir), None, GenerateParams(backend="ray"))
+    engine = engines.RayEngine(str(tiny_model_dir), None, GenerateParams(backend="ray"), repetition_penalty=1.0)
     prompts = [build_prompt(engine.tokenizer, q, DEFAULT_INSTRUCTION) for q in ("What is 2 + 3?", LONG_QUESTION)]
     with pytest.raises(TokenSkipError, match=r"^record 2 of 2: the prompt \(\d+ characters\) is longer than the "
                                              r"model's context of 2048 tokens"):

@@ -24,13 +24,15 @@ pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
 RUN_IDS = {"run_id", "parent_run_id", "finetune_run_id", "tokenskip.key"}  # differ between two runs
 SECOND_PROCESS = """
-import hashlib, json, pathlib, sys
+import hashlib, json, sys
 import mlflow
-uri = f"models:/{sys.argv[1]}@champion"
-folder = pathlib.Path(mlflow.artifacts.download_artifacts(uri))
-weights = sorted(folder.rglob("model.safetensors"))
-rows = mlflow.pyfunc.load_model(uri).predict([sys.argv[2]])
-print(json.dumps({"sha256": [hashlib.sha256(w.read_bytes()).hexdigest() for w in weights], "rows": rows}))
+from tokenskip.register.weights import fetch_weights
+model = mlflow.pyfunc.load_model(f"models:/{sys.argv[1]}@champion")
+shared = model.model_config["weights"]["model"]  # the run's merged weights, stored once
+weights = sorted(fetch_weights(shared).rglob("model.safetensors"))
+rows = model.predict([sys.argv[2]])
+print(json.dumps({"shared": shared, "sha256": [hashlib.sha256(w.read_bytes()).hexdigest() for w in weights],
+                  "rows": rows}))
 """
 
 
@@ -87,10 +89,13 @@ def test_registry_lives_in_postgres_and_artifacts_in_the_bucket(infra_stack: Sta
     champion, challenger = (mc.get_model_version_by_alias(name, a) for a in ("champion", "challenger"))
     assert dict(aliases) == {"champion": int(champion.version), "challenger": int(challenger.version)}
 
-    # every model file, the samples and the reports landed in the S3 bucket
+    # every model file, the samples and the reports landed in the S3 bucket; the weights once, in
+    # the finetune run, referenced by every version (none carries a copy)
     keys = infra_stack.keys("tokenskip-mlflow", "artifacts/")
     mine = [k for k in keys if champion.source.removeprefix("models:/") in k]  # source: models:/<model id>
-    assert any(k.endswith("/MLmodel") for k in mine) and any(k.endswith("model.safetensors") for k in mine)
+    assert any(k.endswith("/MLmodel") for k in mine) and not any(k.endswith("model.safetensors") for k in mine)
+    finetune_run = champion.tags["finetune_run_id"]
+    assert any(k.endswith(f"{finetune_run}/artifacts/model/model.safetensors") for k in keys)
     assert any(k.endswith(f"{champion.run_id}/artifacts/outputs.jsonl") for k in keys)
     assert any(k.endswith(f"{report['parent_run_id']}/artifacts/reports/pareto.png") for k in keys)
 
@@ -102,7 +107,7 @@ def test_second_process_loads_the_same_champion(infra_stack: Stack, uninterrupte
     name = report["registered_model"]
     done = subprocess.run(
         [sys.executable, "-c", SECOND_PROCESS, name, QUESTION],
-        env=infra_stack.env(),
+        env={**infra_stack.env(), "TOKENSKIP_WEIGHTS_CACHE": str(root / "weights-cache")},
         capture_output=True,
         text=True,
         timeout=300,
