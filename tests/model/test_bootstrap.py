@@ -125,7 +125,7 @@ def test_same_seed_and_params_give_the_same_model(problems, trained) -> None:
 
 
 def test_two_processes_train_like_one_on_the_same_global_batch(problems, trained) -> None:
-    """num_processes=2 (spawned, shared-memory sums) takes the same steps as one process: same losses and weights
+    """num_processes=2 (spawned, gloo all-reduce) takes the same steps as one process: same losses and weights
     up to float summation order (measured: 1e-6 on losses), and the same result twice."""
     import torch
 

@@ -158,8 +158,8 @@ def test_calibration_keeps_forced_words_and_weights_while_it_lowers_the_budget()
 def test_build_samples_refuses_a_draw_of_another_length() -> None:
     records = [{"id": "a", "question": "q", "gold": 1, "cot": "c"}]
     with pytest.raises(ValueError):
-        build_samples(records, {}, [1.0, 1.0], lambda q, g: q)
-    assert build_samples(records, {}, [1.0], lambda q, g: q)[0]["id"] == "a"
+        build_samples(records, {}, [[1.0], [1.0]], lambda q, g: q)
+    assert build_samples(records, {}, [[1.0]], lambda q, g: q)[0]["id"] == "a"
 
 
 def test_ratio_summary_figures() -> None:

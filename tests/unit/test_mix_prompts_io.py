@@ -16,7 +16,7 @@ from tokenskip.core.params import load_params
 from tokenskip.core.problems import Problem
 from tokenskip.core.prompts import build_prompt, format_completion
 from tokenskip.evaluate.conditions import run_condition, tokenskip_conditions
-from tokenskip.prune.samples import build_samples, draw_ratios
+from tokenskip.prune.samples import build_samples, draw_ratios, sample_ratios
 
 PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
 EOS = "<|eos|>"
@@ -45,7 +45,9 @@ def test_training_mix_holds_full_cots_at_g1_and_tagged_pruned_cots_below() -> No
     pruned = {g: {r["id"]: f"{r['id']} at {g}" for r in records} for g in ratios}
     drawn = draw_ratios(n, ratios, PARAMS.prune.seed)
     tokenizer = ChatTokenizer()
-    samples = build_samples(records, pruned, drawn, lambda q, g: build_prompt(tokenizer, q, "Solve.", g))
+    samples = build_samples(
+        records, pruned, [[g] for g in drawn], lambda q, g: build_prompt(tokenizer, q, "Solve.", g)
+    )
     assert [s["ratio"] for s in samples] == drawn
     assert 1.0 in drawn and set(drawn) == {1.0, *ratios}
     for record, sample in zip(records, samples, strict=True):
@@ -161,3 +163,19 @@ def test_a_stage_folder_that_fails_partway_keeps_the_old_folder(tmp_path: Path) 
     with staged_dir(target) as staging:
         (staging / "samples.jsonl").write_text("new\n")
     assert (target / "samples.jsonl").read_text() == "new\n" and _leftovers(tmp_path, {"prune"}) == []
+
+
+def test_all_ratios_per_question_trains_every_question_at_every_g() -> None:
+    """prune.samples_per_question: all gives each question one sample per g in {1.0, *ratios}."""
+    ratios, n = [0.5, 0.7], 4
+    records = [{"id": f"q{i}", "question": f"What is {i} + 1?", "gold": i + 1,
+                "cot": f"We add {i} and 1 to get {i + 1}."} for i in range(n)]
+    pruned = {g: {r["id"]: f"{r['id']} at {g}" for r in records} for g in ratios}
+    drawn = sample_ratios(n, ratios, 0, "all")
+    samples = build_samples(records, pruned, drawn, lambda q, g: f"{q}|{g}")
+    assert [(s["id"], s["ratio"]) for s in samples] == [
+        (f"q{i}", g) for i in range(n) for g in (0.5, 0.7, 1.0)
+    ]
+    assert samples[0]["completion"].startswith("q0 at 0.5")
+    one = sample_ratios(n, ratios, 0, "one")
+    assert [len(r) for r in one] == [1] * n and [r[0] for r in one] == draw_ratios(n, ratios, 0)

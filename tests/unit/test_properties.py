@@ -66,8 +66,6 @@ def test_pruned_text_is_an_in_order_subsequence_of_the_words(case) -> None:
     assert _is_subsequence(pruned_words, [w.text for w in words])
 
 
-@pytest.mark.xfail(strict=True, reason="bug in prune.pruning.join_words/_separator: a dropped mark glued "
-                   "between two kept numbers merges them ('2^3=8' -> '23=8')")
 @pytest.mark.parametrize("text", ["2^3=8 so", "3×4=12 eggs", "x 5^2 y"])
 def test_dropping_a_glued_mark_never_merges_the_numbers_around_it(text: str) -> None:
     words = split_words(text)

@@ -57,10 +57,11 @@ def train_model(
     ``loss_weights`` (same shape as ``labels``, from :func:`token_loss_weights`) weights the
     per-token loss; None is the plain mean over labeled positions.
     """
-    if params.num_processes > 1:
-        return train_data_parallel(model, input_ids, labels, params, on_log, loss_weights)
     import torch
 
+    torch.use_deterministic_algorithms(True, warn_only=True)  # here too: the report reads this process
+    if params.num_processes > 1:
+        return train_data_parallel(model, input_ids, labels, params, on_log, loss_weights)
     torch.set_num_threads(params.threads)
     return train_steps(model, input_ids, labels, params, on_log, loss_weights=loss_weights)
 

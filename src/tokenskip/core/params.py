@@ -108,7 +108,7 @@ class BaseModelParams(Section):
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
     threads: PositiveInt = 2  # in all: threads // num_processes per process
-    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (shared-memory sums), same global batch
+    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (gloo all-reduce), same global batch
     seed: NonNegativeInt = 0
 
     @model_validator(mode="after")
@@ -138,6 +138,7 @@ class PruneParams(Section):
     ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
     force_digits: bool = True
     force_tokens: list[str] = Field(default_factory=lambda: ["+", "-", "*", "/", "=", "$"])
+    samples_per_question: Literal["one", "all"] = "one"  # one seeded draw of g (the paper) | every g
     batch_size: PositiveInt = 32
     seed: NonNegativeInt = 0
     threads: PositiveInt = 2

@@ -11,7 +11,7 @@ from tokenskip.core.params import PruneParams
 from tokenskip.core.prompts import build_prompt, ratio_key
 from tokenskip.core.records import count_tokens
 from tokenskip.prune.pruning import forced_mask, prune_record, split_words, word_token_weights
-from tokenskip.prune.samples import build_samples, draw_ratios, ratio_summary
+from tokenskip.prune.samples import build_samples, ratio_summary, sample_ratios
 from tokenskip.prune.scorers import WordScorer
 
 
@@ -40,14 +40,15 @@ def prune_all(
         weights = word_token_weights(tokenizer, record["cot"], words)
         for ratio in cfg.ratios:
             pruned[ratio].append(prune_record(record, word_scores, ratio, forced, weights, count))
-    drawn = draw_ratios(len(records), cfg.ratios, cfg.seed)
+    drawn = sample_ratios(len(records), cfg.ratios, cfg.seed, cfg.samples_per_question)
     compressed = {ratio: {r["id"]: r["compressed_cot"] for r in rows} for ratio, rows in pruned.items()}
     samples = build_samples(
         records, compressed, drawn, lambda q, g: build_prompt(tokenizer, q, instruction, g)
     )
-    mix = {ratio_key(g): sum(1 for d in drawn if d == g) for g in sorted({1.0, *cfg.ratios})}
+    mix = {ratio_key(g): sum(ratios.count(g) for ratios in drawn) for g in sorted({1.0, *cfg.ratios})}
     report = {
         "scorer": cfg.scorer,
+        "samples_per_question": cfg.samples_per_question,
         "n": len(records),
         "ratios": {ratio_key(g): ratio_summary(rows) for g, rows in pruned.items()},
         "sample_ratio_counts": mix,

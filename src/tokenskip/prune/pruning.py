@@ -70,7 +70,10 @@ def _separator(words: Sequence[Word], previous: int, current: int) -> str:
         return with_newline[-1]
     if words[previous].text in _OPENING and not gaps[0]:
         return ""  # "(" stays glued to the next kept word, as it was to the dropped one
-    return " " if any(gaps) else ""
+    if any(gaps):
+        return " "
+    glued = words[previous].text + words[current].text  # e.g. "2" + "3" once "^" is dropped
+    return "" if [w.text for w in split_words(glued)] == [words[previous].text, words[current].text] else " "
 
 
 def join_words(words: Sequence[Word], kept: Sequence[bool] | None = None) -> str:

@@ -17,26 +17,36 @@ def draw_ratios(n: int, ratios: Sequence[float], seed: int) -> list[float]:
     return [rng.choice(choices) for _ in range(n)]
 
 
+def sample_ratios(n: int, ratios: Sequence[float], seed: int, per_question: str) -> list[list[float]]:
+    """The ratios each of ``n`` questions is trained at: ``one`` seeded draw from {1.0} and
+    ``ratios`` (the paper's recipe), or ``all`` of them (every question at every g)."""
+    if per_question == "all":
+        return [sorted({1.0, *ratios}) for _ in range(n)]
+    return [[g] for g in draw_ratios(n, ratios, seed)]
+
+
 def build_samples(
     cot_records: Sequence[dict[str, Any]],
     pruned: dict[float, dict[str, str]],
-    drawn: Sequence[float],
+    drawn: Sequence[Sequence[float]],
     make_prompt: Callable[[str, float], str],
 ) -> list[dict[str, Any]]:
-    """The ``sample`` records: prompt at the drawn ratio g (ratio tag only for g < 1) and
-    completion = the CoT compressed to g (the full CoT at 1.0) + the final-answer line.
+    """The ``sample`` records, one per question and ratio g of its ``drawn`` list: prompt at g
+    (ratio tag only for g < 1) and completion = the CoT compressed to g (the full CoT at 1.0) +
+    the final-answer line.
 
     ``pruned`` maps ratio -> {id: compressed_cot}; ``make_prompt(question, g)`` renders the prompt.
     """
     samples = []
-    for record, ratio in zip(cot_records, drawn, strict=True):
-        cot = record["cot"] if ratio >= 1.0 else pruned[ratio][record["id"]]
-        samples.append({
-            "id": record["id"],
-            "ratio": ratio,
-            "prompt": make_prompt(record["question"], ratio),
-            "completion": format_completion(cot, str(record["gold"])),
-        })
+    for record, ratios in zip(cot_records, drawn, strict=True):
+        for ratio in ratios:
+            cot = record["cot"] if ratio >= 1.0 else pruned[ratio][record["id"]]
+            samples.append({
+                "id": record["id"],
+                "ratio": ratio,
+                "prompt": make_prompt(record["question"], ratio),
+                "completion": format_completion(cot, str(record["gold"])),
+            })
     return samples
 
 

@@ -1,0 +1,101 @@
+"""TokenSkip quality over seeds: does fine-tuning keep the original model's accuracy?
+
+For each seed (``--seeds``, default 0,1,2) a clone of the committed HEAD runs ``dvc repro
+evaluate`` with ``base_model.seed`` and ``finetune.seed`` set to the seed (the clone shares this
+repo's DVC cache, so a seed whose stages already ran comes from the run-cache). The original is
+the base model without fine-tuning (evaluate's ``original`` baseline, same test problems). Targets,
+averaged over the seeds:
+
+- g = 1.0 within 1 point of the original;
+- g = 0.6 with actual ratio <= 0.62 and accuracy within 3 points of the original;
+- g = 0.5 within 6 points of the original;
+- no seed below these accuracy targets by more than 2 points.
+
+Prints ONE JSON line: per seed the original accuracy and, per ratio, accuracy, its difference from
+the original and the actual ratio; the means; each target's verdict and ``pass``. Takes one
+pipeline run per new seed (about 10-14 minutes each on 2 cores); run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TARGETS = {"1.0": -0.01, "0.6": -0.03, "0.5": -0.06}  # accuracy minus the original's, at least
+RATIO_0_6 = 0.62
+PER_SEED_SLACK = 0.02
+
+
+def run_seed(seed: int, clone: Path) -> dict[str, Any]:
+    """Clone HEAD, set the seeds, ``dvc repro evaluate``; return the seed's figures."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)]), "TQDM_DISABLE": "1"}
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    dvc = [str(BIN / "dvc")]
+    cache = str(ROOT / ".dvc" / "cache")
+    subprocess.run([*dvc, "cache", "dir", "--local", cache], cwd=clone, check=True, env=env)
+    subprocess.run([*dvc, "pull", "-q", "data.dvc"], cwd=clone, check=True, env=env)
+    params_file = clone / "params.yaml"
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["base_model"]["seed"] = params["finetune"]["seed"] = seed
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    subprocess.run([*dvc, "repro", "evaluate"], cwd=clone, check=True, env=env)
+    return seed_figures(clone / "reports")
+
+
+def seed_figures(reports: Path) -> dict[str, Any]:
+    """The original's accuracy and, per TokenSkip ratio, accuracy, difference and actual ratio."""
+    evaluation = json.loads((reports / "evaluate.json").read_text(encoding="utf-8"))
+    base = json.loads((reports / "base-model.json").read_text(encoding="utf-8"))
+    original = evaluation["baselines"]["original"]["accuracy"]
+    ratios = {
+        g: {"accuracy": row["accuracy"], "vs_original": round(row["accuracy"] - original, 4),
+            "actual_ratio": row["actual_ratio"]}
+        for g, row in evaluation["ratios"].items()
+    }
+    return {"base_model_accuracy": base.get("accuracy"), "original": original, "ratios": ratios}
+
+
+def verdict(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds and each target's verdict."""
+    def mean(g: str, key: str) -> float:
+        return round(statistics.fmean(run["ratios"][g][key] for run in runs.values()), 4)
+
+    means = {g: {"vs_original": mean(g, "vs_original"), "actual_ratio": mean(g, "actual_ratio")}
+             for g in TARGETS}
+    checks = {f"g={g} mean within {-floor:.2f}": means[g]["vs_original"] >= floor
+              for g, floor in TARGETS.items()}
+    checks[f"g=0.6 mean actual ratio <= {RATIO_0_6}"] = means["0.6"]["actual_ratio"] <= RATIO_0_6
+    checks[f"every seed within {PER_SEED_SLACK:.2f} of each target"] = all(
+        run["ratios"][g]["vs_original"] >= floor - PER_SEED_SLACK - 1e-9
+        for run in runs.values() for g, floor in TARGETS.items()
+    )
+    return {"means": means, "checks": checks, "pass": all(checks.values())}
+
+
+def main() -> None:
+    """Run every seed, print the JSON line; exit 1 when a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory(prefix="tokenskip-quality-") as work:
+        runs = {seed: run_seed(seed, Path(work) / f"seed-{seed}") for seed in seeds}
+    result = {"bench": "quality", "seeds": {str(s): run for s, run in runs.items()}, **verdict(runs)}
+    print(json.dumps(result))
+    sys.exit(0 if result["pass"] else 1)
+
+
+if __name__ == "__main__":
+    main()
