@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,8 +38,11 @@ RATIO_0_6 = 0.62
 PER_SEED_SLACK = 0.02
 
 
-def run_seed(seed: int, clone: Path) -> dict[str, Any]:
-    """Clone HEAD, set the seeds, ``dvc repro evaluate``; return the seed's figures."""
+def run_seed(seed: int, clone: Path, keep: Path | None = None) -> dict[str, Any]:
+    """Clone HEAD, set the seeds, ``dvc repro evaluate``; return the seed's figures.
+
+    ``keep``: copy the seed's reports there (``seed-N/``), e.g. for ``bench/seeds.py --reuse``.
+    """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)]), "TQDM_DISABLE": "1"}
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -51,6 +55,8 @@ def run_seed(seed: int, clone: Path) -> dict[str, Any]:
     params["base_model"]["seed"] = params["finetune"]["seed"] = seed
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     subprocess.run([*dvc, "repro", "evaluate"], cwd=clone, check=True, env=env)
+    if keep is not None:
+        shutil.copytree(clone / "reports", keep / f"seed-{seed}", dirs_exist_ok=True)
     return seed_figures(clone / "reports")
 
 
@@ -88,10 +94,11 @@ def main() -> None:
     """Run every seed, print the JSON line; exit 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--keep-reports", type=Path, default=None, help="copy each seed's reports here")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="tokenskip-quality-") as work:
-        runs = {seed: run_seed(seed, Path(work) / f"seed-{seed}") for seed in seeds}
+        runs = {seed: run_seed(seed, Path(work) / f"seed-{seed}", args.keep_reports) for seed in seeds}
     result = {"bench": "quality", "seeds": {str(s): run for s, run in runs.items()}, **verdict(runs)}
     print(json.dumps(result))
     sys.exit(0 if result["pass"] else 1)

@@ -8,9 +8,12 @@ training <= 360 s for every seed on 2 cores.
 
 Prints ONE JSON line: per seed the accuracy, training seconds, steps and final loss; the minimum
 and mean accuracy; whether every seed met both targets. ``--readme`` also writes the table into
-README.md between the ``seeds:begin`` / ``seeds:end`` markers. Run it on a quiet machine:
-training wants both cores, and a loaded box changes the seconds (not the accuracy: the model is
-the same bits for the same seed on one machine).
+README.md between the ``seeds:begin`` / ``seeds:end`` markers. ``--reuse SEED=REPORT`` takes a seed's
+figures from the base-model report of a run with the same ``base_model`` params and that seed
+(``reports/base-model.json`` after ``dvc repro``, for seed 0) instead of training it again: the
+stage is deterministic, so the accuracy is the same bits; the seconds are that run's. Run it on a
+quiet machine: training wants both cores, and a loaded box changes the seconds (not the accuracy:
+the model is the same bits for the same seed on one machine).
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ TARGET_TRAIN_S = 360.0
 BEGIN, END = "<!-- seeds:begin (python bench/seeds.py --readme) -->", "<!-- seeds:end -->"
 
 
+def report_figures(report: Path) -> dict[str, Any]:
+    """The bench's figures from one base-model report."""
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    return {key: figures[key] for key in ("accuracy", "train_seconds", "steps", "final_loss", "stopped_by")}
+
+
 def train_seed(seed: int, work: Path) -> dict[str, Any]:
     """Run the base-model stage with ``seed`` in ``work``; return the figures of its report."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -45,8 +54,7 @@ def train_seed(seed: int, work: Path) -> dict[str, Any]:
     command = [sys.executable, "-m", "tokenskip", "base-model", "--data", str(ROOT / "data"), "--out",
                str(folder / "base"), "--report", str(report), "--params", str(folder / "params.yaml")]
     subprocess.run(command, check=True, env={**os.environ, "TQDM_DISABLE": "1"})
-    figures = json.loads(report.read_text(encoding="utf-8"))
-    return {key: figures[key] for key in ("accuracy", "train_seconds", "steps", "final_loss", "stopped_by")}
+    return report_figures(report)
 
 
 def summary(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -92,9 +100,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--reuse", action="append", default=[], metavar="SEED=REPORT",
+                        help="take SEED's figures from a base-model report of the same params")
     args = parser.parse_args()
+    reused = {int(seed): Path(path) for seed, path in (item.split("=", 1) for item in args.reuse)}
     with tempfile.TemporaryDirectory(prefix="tokenskip-seeds-") as work:
-        runs = {seed: train_seed(seed, Path(work)) for seed in args.seeds}
+        runs = {seed: report_figures(reused[seed]) if seed in reused else train_seed(seed, Path(work))
+                for seed in args.seeds}
     result = summary(runs)
     print(json.dumps(result))
     if args.readme:
