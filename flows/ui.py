@@ -84,14 +84,16 @@ def wait_healthy(servers: list[Server], timeout_s: float) -> None:
         time.sleep(0.5)
 
 
-def stop(servers: list[Server]) -> None:
-    """TERM each server's process group, KILL after 20 s."""
+def stop(servers: list[Server], grace_s: float = 20.0) -> None:
+    """TERM every server's process group, then KILL what still runs ``grace_s`` after the TERM
+    (one deadline for all servers, so stopping takes at most ``grace_s`` plus the kill)."""
     for server in servers:
         if server.proc.poll() is None:
             os.killpg(server.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
     for server in servers:
         try:
-            server.proc.wait(timeout=20)
+            server.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(server.proc.pid, signal.SIGKILL)
             server.proc.wait()
