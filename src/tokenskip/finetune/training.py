@@ -184,12 +184,23 @@ def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     return [{"step": int(e["step"]), "loss": float(e["loss"])} for e in log_history if "loss" in e]
 
 
+def sort_target_modules(config_file: Path) -> None:
+    """Rewrite PEFT's adapter_config.json with ``target_modules`` sorted: PEFT writes the modules
+    ``all-linear`` expands to in set order, which changes with Python's string hashing from run to
+    run, so the same training would not give the same bytes."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        write_json(config_file, config)
+
+
 def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: Path, meta: dict) -> None:
     """Write adapter/ (LoRA), model/ (merged or full) and the manifest into a staged folder, then swap
     it in."""
     with staged_dir(out_dir) as staging:
         if params.method == "lora":
             model.save_pretrained(str(staging / ADAPTER_SUBDIR), safe_serialization=True)
+            sort_target_modules(staging / ADAPTER_SUBDIR / "adapter_config.json")
             tokenizer.save_pretrained(str(staging / ADAPTER_SUBDIR))
             if params.merge:
                 model = model.merge_and_unload()
