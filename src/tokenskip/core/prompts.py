@@ -7,6 +7,7 @@ Completion: the (compressed) CoT, then ``The final answer is: \\boxed{N}``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 FINAL_ANSWER_PREFIX = "The final answer is: "
@@ -15,6 +16,12 @@ FINAL_ANSWER_PREFIX = "The final answer is: "
 def ratio_key(ratio: float) -> str:
     """How a ratio is written in file names, report keys and tags: 0.5 -> "0.5", 1.0 -> "1.0"."""
     return f"{ratio:.1f}" if float(ratio).is_integer() else f"{ratio:g}"
+
+
+def trained_ratios(ratios: Sequence[float]) -> list[float]:
+    """The ratios a TokenSkip model is trained and evaluated at: 1.0 (the full CoT, no ratio tag)
+    and each configured g, largest first."""
+    return sorted({1.0, *ratios}, reverse=True)
 
 
 def ratio_tag(eos_token: str, ratio: float | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from tokenskip.core.decoding import generate_greedy, solve_problems
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.problems import Problem
-from tokenskip.core.prompts import build_prompt, ratio_key
+from tokenskip.core.prompts import build_prompt, ratio_key, trained_ratios
 from tokenskip.core.records import evaluated_record
 from tokenskip.evaluate.breakdown import add_breakdowns
 from tokenskip.evaluate.statistics import BootstrapSettings, accuracy_ci, paired_statistics
@@ -119,7 +119,7 @@ def with_actual_ratios(results: dict[str, ConditionResult], reference: str) -> d
 
 def tokenskip_conditions(ratios: Sequence[float], instruction: str) -> list[Condition]:
     """g = 1.0 (no ratio tag) followed by each configured ratio, largest first."""
-    values = sorted({1.0, *ratios}, reverse=True)
+    values = trained_ratios(ratios)
     return [Condition(ratio_key(g), g, instruction, None if g >= 1.0 else g) for g in values]
 
 

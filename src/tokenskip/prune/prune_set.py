@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from tokenskip.core.params import PruneParams
-from tokenskip.core.prompts import build_prompt, ratio_key
+from tokenskip.core.prompts import build_prompt, ratio_key, trained_ratios
 from tokenskip.core.records import count_tokens
 from tokenskip.prune.pruning import forced_mask, prune_record, split_words, word_token_weights
 from tokenskip.prune.samples import build_samples, ratio_summary, sample_ratios
@@ -45,7 +45,7 @@ def prune_all(
     samples = build_samples(
         records, compressed, drawn, lambda q, g: build_prompt(tokenizer, q, instruction, g)
     )
-    mix = {ratio_key(g): sum(ratios.count(g) for ratios in drawn) for g in sorted({1.0, *cfg.ratios})}
+    mix = {ratio_key(g): sum(ratios.count(g) for ratios in drawn) for g in sorted(trained_ratios(cfg.ratios))}
     report = {
         "scorer": cfg.scorer,
         "samples_per_question": cfg.samples_per_question,

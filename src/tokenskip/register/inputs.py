@@ -11,7 +11,7 @@ from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.io import file_sha256, folder_digests
-from tokenskip.core.prompts import ratio_key
+from tokenskip.core.prompts import ratio_key, trained_ratios
 from tokenskip.register.gate import Paired, RatioResult
 
 
@@ -44,7 +44,7 @@ def ratio_results(
         except ValueError:
             raise TokenSkipError(f"{source}: ratios.{key}: not a number") from None
     results = {}
-    for ratio in sorted({1.0, *ratios}, reverse=True):
+    for ratio in trained_ratios(ratios):
         label = ratio_key(ratio)
         entry = by_value.get(round(ratio, 6))
         if not isinstance(entry, Mapping):
@@ -80,7 +80,7 @@ def paired_results(
     """
     table = evaluate["ratios"]
     results: dict[float, dict[str, Paired]] = {}
-    for ratio in sorted({1.0, *ratios}, reverse=True):
+    for ratio in trained_ratios(ratios):
         label = ratio_key(ratio)
         entry = next(v for k, v in table.items() if round(float(k), 6) == round(ratio, 6))
         paired = entry.get("paired")
