@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fresh_clone import DVC, clone_head
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TARGETS = {"1.0": -0.01, "0.6": -0.03, "0.5": -0.06}  # accuracy minus the original's, at least
 RATIO_0_6 = 0.62
 PER_SEED_SLACK = 0.02
@@ -43,18 +41,12 @@ def run_seed(seed: int, clone: Path, keep: Path | None = None) -> dict[str, Any]
 
     ``keep``: copy the seed's reports there (``seed-N/``), e.g. for ``bench/seeds.py --reuse``.
     """
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)]), "TQDM_DISABLE": "1"}
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    dvc = [str(BIN / "dvc")]
-    cache = str(ROOT / ".dvc" / "cache")
-    subprocess.run([*dvc, "cache", "dir", "--local", cache], cwd=clone, check=True, env=env)
-    subprocess.run([*dvc, "pull", "-q", "data.dvc"], cwd=clone, check=True, env=env)
+    env = clone_head(clone, share_cache=True)
     params_file = clone / "params.yaml"
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
     params["base_model"]["seed"] = params["finetune"]["seed"] = seed
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    subprocess.run([*dvc, "repro", "evaluate"], cwd=clone, check=True, env=env)
+    subprocess.run([DVC, "repro", "evaluate"], cwd=clone, check=True, env=env)
     if keep is not None:
         shutil.copytree(clone / "reports", keep / f"seed-{seed}", dirs_exist_ok=True)
     return seed_figures(clone / "reports")

@@ -16,7 +16,6 @@ on 2 cores); run it on a quiet machine.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fresh_clone import DVC, ROOT, clone_head
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ACCURACY_TOLERANCE = 0.02
 RATIO_TOLERANCE = 0.01
 
@@ -63,14 +61,9 @@ def output_md5s(lock: Path) -> dict[str, str]:
 
 def run_clone(clone: Path) -> float:
     """Clone HEAD, pull the data, ``dvc repro`` every stage with the clone's code; wall seconds."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)]), "HF_HUB_OFFLINE": "1",
-           "TQDM_DISABLE": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    subprocess.run([str(BIN / "dvc"), "pull", "-q", "data.dvc"], cwd=clone, check=True, env=env)
+    env = clone_head(clone)
     started = time.perf_counter()
-    subprocess.run([str(BIN / "dvc"), "repro"], cwd=clone, check=True, env=env)
+    subprocess.run([DVC, "repro"], cwd=clone, check=True, env=env)
     return round(time.perf_counter() - started, 1)
 
 
