@@ -74,6 +74,37 @@ def test_stream_packing_fills_rows_without_padding(problems, tokenizer) -> None:
     assert ids.shape[1] == 128 and tokenizer.pad_token_id not in ids.flatten().tolist()
 
 
+def test_single_packing_starts_every_example_at_position_zero(problems, tokenizer) -> None:
+    from tokenskip.base_model.packing import IGNORE, example_lengths, pack_examples, tokenize_examples
+
+    ids, labels = pack_examples(problems, tokenizer, DEFAULT_INSTRUCTION, 1024, seed=0, packing="single")
+    examples = tokenize_examples(problems, tokenizer, DEFAULT_INSTRUCTION, seed=0)
+    lengths = example_lengths(labels).tolist()
+    assert ids.shape == (len(examples), max(len(e) for e, _ in examples))
+    for row, (row_ids, row_labels), length in zip(examples, zip(ids.tolist(), labels.tolist(), strict=True), lengths,
+                                                  strict=True):
+        assert length == len(row[0]) and (row_ids[:length], row_labels[:length]) == row
+        assert set(row_ids[length:]) <= {tokenizer.pad_token_id} and set(row_labels[length:]) <= {IGNORE}
+
+
+def test_length_grouped_batches_cover_each_row_once_per_epoch_with_little_padding() -> None:
+    import torch
+
+    from tokenskip.base_model.train import _batches, length_grouped_batches
+
+    lengths = torch.randint(150, 320, (400,), generator=torch.Generator().manual_seed(0))
+    grouped, shuffled = length_grouped_batches(lengths, 8, seed=0), _batches(400, 8, seed=0)
+    epoch = [next(grouped) for _ in range(50)]
+    assert sorted(torch.cat(epoch).tolist()) == list(range(400))
+
+    def padding(batches: list) -> float:
+        return sum(float(lengths[b].max() * len(b) - lengths[b].sum()) for b in batches)
+
+    assert padding(epoch) < 0.2 * padding([next(shuffled) for _ in range(50)])
+    assert [b.tolist() for b in epoch] == [b.tolist() for b in
+                                           (next(g) for g in [length_grouped_batches(lengths, 8, 0)] * 50)]
+
+
 @pytest.fixture(scope="module")
 def trained(problems):
     return train_bootstrap(problems, DEFAULT_INSTRUCTION, TINY_PARAMS)
@@ -139,6 +170,16 @@ def test_two_processes_train_like_one_on_the_same_global_batch(problems, trained
         torch.testing.assert_close(tensor, reference[name], rtol=1e-3, atol=1e-4)
     _, _, again = train_bootstrap(problems, DEFAULT_INSTRUCTION, two)
     assert again.losses == parallel_result.losses
+
+
+def test_single_packing_trains_alike_on_one_and_two_processes(problems) -> None:
+    """Each global batch is trimmed to its longest example, so the two processes' rows have one width
+    and their summed gradient is the one-process step's."""
+    single = TINY_PARAMS.model_copy(update={"packing": "single", "seq_len": 1024, "max_steps": 10})
+    _, _, one = train_bootstrap(problems, DEFAULT_INSTRUCTION, single)
+    _, _, two = train_bootstrap(problems, DEFAULT_INSTRUCTION, single.model_copy(update={"num_processes": 2}))
+    assert max(abs(a - b) for a, b in zip(one.losses, two.losses, strict=True)) < 1e-4
+    assert one.tokens == two.tokens
 
 
 def test_moving_average_leaves_training_alone_and_is_the_saved_model(problems, trained) -> None:

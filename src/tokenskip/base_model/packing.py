@@ -6,7 +6,10 @@ EOS, exactly the format later stages generate and fine-tune with; prompt tokens 
 padding), so every answer token sees its question and every row starts where a prompt starts, as
 at inference; ``stream`` cuts one token stream every ``seq_len`` tokens (no padding, but most
 examples then straddle two rows, their later answer tokens lose the question they copy numbers
-from, and the model almost never sees a prompt at position 0: seeds 1 and 4 collapsed with it).
+from, and the model almost never sees a prompt at position 0: seeds 1 and 4 collapsed with it);
+``single`` gives each example its own row, and training trims each length-grouped batch to its
+longest example (no padding to speak of, no attention across examples: ~15% faster than ``whole``
+per example, but seed 1 collapsed with it, README: Results).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ def pack_examples(
     import torch
 
     examples = tokenize_examples(problems, tokenizer, instruction, seed)
+    if packing == "single":
+        check_fits(examples, seq_len)
+        return single_rows(examples, tokenizer.pad_token_id)
     if packing == "stream":
         ids = [token for example_ids, _ in examples for token in example_ids]
         labels = [label for _, example_labels in examples for label in example_labels]
@@ -80,6 +86,17 @@ def pack_examples(
     )
 
 
+def check_fits(examples: Sequence[tuple[list[int], list[int]]], seq_len: int) -> int:
+    """The longest example's length; a clear error if it exceeds ``seq_len`` (``whole``, ``single``)."""
+    longest = max(len(ids) for ids, _ in examples)
+    if longest > seq_len:
+        raise TokenSkipError(
+            f"base_model.seq_len: {seq_len} is shorter than the longest training example ({longest} "
+            "tokens); raise it or set base_model.packing: stream"
+        )
+    return longest
+
+
 def first_fit_rows(
     examples: Sequence[tuple[list[int], list[int]]], seq_len: int
 ) -> list[tuple[list[int], list[int]]]:
@@ -87,12 +104,7 @@ def first_fit_rows(
 
     Rows with less room than the shortest example are closed, so the search stays short.
     """
-    longest = max(len(ids) for ids, _ in examples)
-    if longest > seq_len:
-        raise TokenSkipError(
-            f"base_model.seq_len: {seq_len} is shorter than the longest training example ({longest} "
-            "tokens); raise it or set base_model.packing: stream"
-        )
+    check_fits(examples, seq_len)
     shortest = min(len(ids) for ids, _ in examples)
     rows: list[tuple[list[int], list[int]]] = []
     open_rows: list[int] = []
@@ -106,3 +118,26 @@ def first_fit_rows(
         if seq_len - len(rows[target][0]) < shortest:
             open_rows.remove(target)
     return rows
+
+
+def single_rows(examples: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any]:
+    """One example per row, right-padded to the longest example (padding label -100).
+
+    Training trims each batch to its longest example (:func:`example_lengths`), so padding and
+    attention cost follow the examples' own lengths, and every example starts at position 0.
+    """
+    import torch
+
+    longest = max(len(ids) for ids, _ in examples)
+    return (
+        torch.tensor([ids + [pad] * (longest - len(ids)) for ids, _ in examples], dtype=torch.long),
+        torch.tensor([lab + [IGNORE] * (longest - len(lab)) for _, lab in examples], dtype=torch.long),
+    )
+
+
+def example_lengths(labels: Any) -> Any:
+    """Per row, one past its last labeled position (an example ends with its labeled EOS)."""
+    import torch
+
+    positions = torch.arange(1, labels.shape[1] + 1).expand_as(labels)
+    return torch.where(labels != IGNORE, positions, 0).max(dim=1).values

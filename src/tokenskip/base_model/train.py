@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenskip.base_model.packing import IGNORE
+from tokenskip.base_model.packing import IGNORE, example_lengths
 from tokenskip.core.params import BaseModelParams
 from tokenskip.core.progress import progress
 
@@ -82,6 +82,41 @@ def _batches(rows: int, batch_size: int, seed: int):
             yield perm[start : start + batch_size]
         if rows < batch_size:
             yield perm
+
+
+def length_grouped_batches(lengths: Any, batch_size: int, seed: int, group: int = 50):
+    """Endless seeded batches of rows of similar length (as ``transformers``' length-grouped
+    sampler): each epoch, a random permutation is cut into groups of ``group`` batches, each group
+    is sorted by length and cut into batches, and the batches are shuffled, so trimming a batch to
+    its longest row leaves little padding."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    span = batch_size * group
+    while True:
+        perm = torch.randperm(len(lengths), generator=generator)
+        batches = []
+        for start in range(0, len(perm), span):
+            chunk = perm[start : start + span]
+            chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)]
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+        for order in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[order]
+
+
+def training_batches(labels: Any, params: BaseModelParams) -> Iterator[tuple[Any, int]]:
+    """Each step's global batch: ``(row indices, width)``, the rows trimmed to ``width`` columns.
+
+    Packed rows (``whole``, ``stream``) are shuffled every epoch and keep their full width. With
+    ``single`` (one example per row) the batches are length-grouped, each trimmed to its longest row.
+    """
+    if params.packing != "single":
+        for index in _batches(labels.shape[0], params.batch_size, params.seed):
+            yield index, labels.shape[1]
+        return
+    lengths = example_lengths(labels)
+    for index in length_grouped_batches(lengths, params.batch_size, params.seed):
+        yield index, int(lengths[index].max())
 
 
 def count_labeled(labels: Any) -> int:
@@ -154,11 +189,12 @@ def train_steps(
     tokens, stopped_by = 0, "max_steps"
     bar = progress(total=params.max_steps, desc="base-model train", unit="step", enabled=rank == 0)
     started = time.perf_counter()
-    batches = _batches(input_ids.shape[0], params.batch_size, params.seed)
+    batches = training_batches(labels, params)
     for step in range(params.max_steps):
-        index = next(batches)
+        index, width = next(batches)
         local = index[rank::world]
-        loss = _step_loss(model, input_ids, labels, loss_weights, index, local)
+        weights = None if loss_weights is None else loss_weights[:, :width]
+        loss = _step_loss(model, input_ids[:, :width], labels[:, :width], weights, index, local)
         loss.backward()
         elapsed = time.perf_counter() - started
         stop = elapsed > params.time_budget_s and step + 1 < params.max_steps
@@ -170,7 +206,7 @@ def train_steps(
         if averaged is not None:
             averaged.update(model)
         losses.append(loss_value)
-        tokens += index.numel() * input_ids.shape[1]
+        tokens += index.numel() * width
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")

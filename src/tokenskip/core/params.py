@@ -96,7 +96,7 @@ class BaseModelParams(Section):
     intermediate_size: PositiveInt = 256
     vocab_size: PositiveInt = 1024
     seq_len: PositiveInt = 256
-    packing: Literal["whole", "stream"] = "stream"  # one cut stream | whole examples per row (padded)
+    packing: Literal["single", "whole", "stream"] = "stream"  # example per row | packed rows | cut stream
     batch_size: PositiveInt = 16
     learning_rate: PositiveFloat = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
