@@ -45,6 +45,7 @@ def run_seed(seed: int, clone: Path, keep: Path | None = None) -> dict[str, Any]
     params_file = clone / "params.yaml"
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
     params["base_model"]["seed"] = params["finetune"]["seed"] = seed
+    params["base_model"]["min_accuracy"] = 0.0  # measure every seed, a collapsed one included
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     subprocess.run([DVC, "repro", "evaluate"], cwd=clone, check=True, env=env)
     if keep is not None:

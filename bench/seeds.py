@@ -46,6 +46,7 @@ def train_seed(seed: int, work: Path) -> dict[str, Any]:
     """Run the base-model stage with ``seed`` in ``work``; return the figures of its report."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["base_model"]["seed"] = seed
+    params["base_model"]["min_accuracy"] = 0.0  # measure every seed, a collapsed one included
     params["finetune"]["seed"] = seed
     folder = work / f"seed-{seed}"
     folder.mkdir(parents=True)

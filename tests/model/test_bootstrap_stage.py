@@ -102,3 +102,14 @@ def test_rows_shorter_than_an_example_stop_with_one_clear_line(tmp_path: Path) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: base_model.seq_len: 100 is shorter")
     assert not (tmp_path / "models" / "base").exists()
+
+
+def test_a_bootstrap_model_below_the_accuracy_floor_stops_the_pipeline(tmp_path: Path) -> None:
+    # 20 steps learn nothing: accuracy 0.0 is below any positive floor
+    write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=40, n_test=8)
+    result = _run_cli(tmp_path, _params(tmp_path, base={**TINY_BASE, "min_accuracy": 0.5}))
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    report = tmp_path / "reports" / "base-model.json"
+    assert len(lines) == 1 and lines[0].startswith(f"error: {report}: accuracy: 0.000 is below base_model.min_accuracy")
+    assert json.loads(report.read_text())["min_accuracy"] == 0.5  # the report is there to look at

@@ -32,6 +32,7 @@ SMALL_PARAMS = {
         "warmup_steps": 2,
         "eval_batch_size": 8,
         "eval_max_new_tokens": 32,
+        "min_accuracy": 0.0,
     },
     "flow": {"retries": 0, "retry_delay_s": 0},
 }

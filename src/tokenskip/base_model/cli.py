@@ -48,6 +48,7 @@ def _train(params: Params, data: Path, staged: Path) -> dict[str, Any]:
         "train_problems": len(train),
         "num_processes": settings.num_processes,
         "ema_decay": settings.ema_decay,
+        "min_accuracy": settings.min_accuracy,
         "packing": settings.packing,
         "digit_loss_weight": settings.digit_loss_weight,
         "steps": result.steps,
@@ -93,4 +94,8 @@ def base_model(
     accuracy = summary.get("accuracy")
     shown = f", accuracy {accuracy:.3f}" if accuracy is not None else ""
     typer.echo(f"base-model: {summary['model']} -> {out}{shown}")
+    if summary["trained"]:
+        from tokenskip.base_model.evaluate import check_accuracy_floor
+
+        check_accuracy_floor(accuracy, settings.base_model.min_accuracy, report)
 

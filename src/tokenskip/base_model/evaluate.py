@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tokenskip.core.decoding import solve_problems
+from tokenskip.core.errors import ValidationFailed
 from tokenskip.core.problems import Problem
 from tokenskip.core.prompts import build_prompt
 
@@ -34,3 +36,14 @@ def greedy_accuracy(
         "eval_seconds": round(seconds, 2),
         "samples": [{k: r[k] for k in ("id", "gold", "output", "correct")} for r in records[:2]],
     }
+
+
+def check_accuracy_floor(accuracy: float, min_accuracy: float, report: Path) -> None:
+    """Stop the pipeline (exit 3) when the trained bootstrap model is below the floor: its training
+    collapsed for this seed, and fine-tuning, gating and promoting it would rank noise."""
+    if accuracy < min_accuracy:
+        raise ValidationFailed(
+            f"{report}: accuracy: {accuracy:.3f} is below base_model.min_accuracy ({min_accuracy:g}): the "
+            "bootstrap model did not learn the task with this seed; try another base_model.seed (README: "
+            "The reproducibility contract), or lower min_accuracy to go on with it"
+        )

@@ -86,15 +86,14 @@ def pack_examples(
     )
 
 
-def check_fits(examples: Sequence[tuple[list[int], list[int]]], seq_len: int) -> int:
-    """The longest example's length; a clear error if it exceeds ``seq_len`` (``whole``, ``single``)."""
+def check_fits(examples: Sequence[tuple[list[int], list[int]]], seq_len: int) -> None:
+    """A clear error if the longest example exceeds ``seq_len`` (``whole``, ``single``)."""
     longest = max(len(ids) for ids, _ in examples)
     if longest > seq_len:
         raise TokenSkipError(
             f"base_model.seq_len: {seq_len} is shorter than the longest training example ({longest} "
             "tokens); raise it or set base_model.packing: stream"
         )
-    return longest
 
 
 def first_fit_rows(

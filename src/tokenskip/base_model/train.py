@@ -84,24 +84,21 @@ def _batches(rows: int, batch_size: int, seed: int):
             yield perm
 
 
-def length_grouped_batches(lengths: Any, batch_size: int, seed: int, group: int = 50):
-    """Endless seeded batches of rows of similar length (as ``transformers``' length-grouped
-    sampler): each epoch, a random permutation is cut into groups of ``group`` batches, each group
-    is sorted by length and cut into batches, and the batches are shuffled, so trimming a batch to
-    its longest row leaves little padding."""
+def length_grouped_batches(lengths: Any, batch_size: int, seed: int) -> Iterator[Any]:
+    """Endless seeded batches of rows of similar length, so trimming a batch to its longest row
+    leaves little padding: each epoch, ``transformers``' length grouping (a random permutation
+    cut into megabatches of up to 50 batches, each sorted by length) is cut into batches, which
+    are then shuffled (the library serves each megabatch longest first)."""
     import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
 
     generator = torch.Generator().manual_seed(seed)
-    span = batch_size * group
+    values = [int(length) for length in lengths]
     while True:
-        perm = torch.randperm(len(lengths), generator=generator)
-        batches = []
-        for start in range(0, len(perm), span):
-            chunk = perm[start : start + span]
-            chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)]
-            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
-        for order in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[order]
+        order = get_length_grouped_indices(values, batch_size, generator=generator)
+        batches = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+        for pick in torch.randperm(len(batches), generator=generator).tolist():
+            yield torch.tensor(batches[pick])
 
 
 def training_batches(labels: Any, params: BaseModelParams) -> Iterator[tuple[Any, int]]:

@@ -5,7 +5,8 @@ Exit codes (``tokenskip`` and every stage command; the flow's retry rule reads t
 - 0: success;
 - 1: anything else (a crash, an unreachable service): may pass on a retry;
 - 2: bad input (params, data, model folder, command-line options);
-- 3: validation failed (the data checks before training);
+- 3: a check failed: the data checks before training, or the bootstrap model's held-out accuracy
+  below ``base_model.min_accuracy`` (its training collapsed);
 - 4: no version passed the promotion gate, only when asked (``gates.require_champion``).
 """
 
@@ -43,7 +44,8 @@ class ServiceError(TokenSkipError):
 
 
 class ValidationFailed(TokenSkipError):
-    """The data failed its validation suites (exit code 3)."""
+    """A check before training failed: the data's validation suites, or the bootstrap model's
+    accuracy floor (exit code 3)."""
 
     exit_code = ExitCode.VALIDATION_FAILED
 

@@ -262,7 +262,7 @@ def load_finetuned(model_dir: str | Path, base_dir: str | Path, device: str | No
     return model.to(device).eval(), tokenizer
 
 
-def trained_ratios(model_dir: str | Path) -> list[float] | None:
+def manifest_ratios(model_dir: str | Path) -> list[float] | None:
     """The ratios recorded in the fine-tuned model's manifest, or None without a manifest."""
     manifest = Path(model_dir) / MANIFEST_FILE
     if not manifest.is_file():

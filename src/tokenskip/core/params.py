@@ -103,6 +103,7 @@ class BaseModelParams(Section):
     warmup_steps: NonNegativeInt = 50
     digit_loss_weight: PositiveFloat = 1.0  # loss weight of digit tokens (answers hinge on them)
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # > 0: save the moving average of the weights
+    min_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.0  # held-out accuracy below it: exit 3
     max_steps: PositiveInt = 2300  # the binding budget: same seed and params give the same model
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100

@@ -18,10 +18,10 @@ def ratio_key(ratio: float) -> str:
     return f"{ratio:.1f}" if float(ratio).is_integer() else f"{ratio:g}"
 
 
-def trained_ratios(ratios: Sequence[float]) -> list[float]:
+def trained_ratios(ratios: Sequence[float], largest_first: bool = True) -> list[float]:
     """The ratios a TokenSkip model is trained and evaluated at: 1.0 (the full CoT, no ratio tag)
-    and each configured g, largest first."""
-    return sorted({1.0, *ratios}, reverse=True)
+    and each configured g, largest first (as reports list them) or smallest first."""
+    return sorted({1.0, *ratios}, reverse=largest_first)
 
 
 def ratio_tag(eos_token: str, ratio: float | None) -> str:

@@ -44,9 +44,9 @@ def evaluate(
         MANIFEST_FILE,
         load_causal_lm,
         load_finetuned,
+        manifest_ratios,
         pick_device,
         resolve_base_model,
-        trained_ratios,
     )
     from tokenskip.core.io import write_json, write_jsonl
     from tokenskip.core.problems import dataset_file, load_file
@@ -55,7 +55,7 @@ def evaluate(
 
     settings = load_params(params)
     check_ratios(settings.evaluate.ratios, settings.prune.ratios, f"{params}: prune.ratios")
-    trained = trained_ratios(model)
+    trained = manifest_ratios(model)
     if trained is not None:
         check_ratios(settings.evaluate.ratios, trained, str(model / MANIFEST_FILE))
     test_file = dataset_file(settings.data, data, "test")

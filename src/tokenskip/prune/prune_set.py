@@ -45,7 +45,8 @@ def prune_all(
     samples = build_samples(
         records, compressed, drawn, lambda q, g: build_prompt(tokenizer, q, instruction, g)
     )
-    mix = {ratio_key(g): sum(ratios.count(g) for ratios in drawn) for g in sorted(trained_ratios(cfg.ratios))}
+    smallest_first = trained_ratios(cfg.ratios, largest_first=False)
+    mix = {ratio_key(g): sum(ratios.count(g) for ratios in drawn) for g in smallest_first}
     report = {
         "scorer": cfg.scorer,
         "samples_per_question": cfg.samples_per_question,

@@ -12,7 +12,7 @@ from tokenskip.core.prompts import format_completion, trained_ratios
 
 def draw_ratios(n: int, ratios: Sequence[float], seed: int) -> list[float]:
     """One ratio per question, drawn (seeded) from {1.0} and ``ratios``."""
-    choices = sorted(trained_ratios(ratios))
+    choices = trained_ratios(ratios, largest_first=False)
     rng = random.Random(seed)
     return [rng.choice(choices) for _ in range(n)]
 
@@ -21,7 +21,7 @@ def sample_ratios(n: int, ratios: Sequence[float], seed: int, per_question: str)
     """The ratios each of ``n`` questions is trained at: ``one`` seeded draw from {1.0} and
     ``ratios`` (the paper's recipe), or ``all`` of them (every question at every g)."""
     if per_question == "all":
-        return [sorted(trained_ratios(ratios)) for _ in range(n)]
+        return [trained_ratios(ratios, largest_first=False) for _ in range(n)]
     return [[g] for g in draw_ratios(n, ratios, seed)]
 
 
