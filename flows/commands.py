@@ -56,8 +56,8 @@ def ablation(
 
 def deploy(
     pool: str | None = typer.Option(
-        None, help="Register the deployment on this Prefect process work pool (its worker runs it) "
-        "instead of serving it here"),
+        None, envvar="TOKENSKIP_WORK_POOL", help="Register the deployment on this Prefect process work "
+        "pool (its worker runs it) instead of serving it here"),
     repo: Path = typer.Option(Path("."), help="Repository root"),
 ) -> None:
     """Serve the scheduled deployment tokenskip-nightly, or put it on a work pool.

@@ -5,8 +5,7 @@ The schedule comes from params.yaml (``flow.cron``, ``flow.timezone``; default 0
     tokenskip deploy                                  # register + run scheduled runs in this process
     infra/start-prefect.sh && infra/start-worker.sh   # Prefect server + a worker on a process pool
     set -a; . .infra/env; set +a                      # PREFECT_API_URL, TOKENSKIP_WORK_POOL
-    tokenskip deploy --pool NAME                      # register on the pool (python -m flows.deploy deploy:
-                                                      # TOKENSKIP_WORK_POOL, else tokenskip-process)
+    tokenskip deploy --pool NAME                      # register on the pool (default: $TOKENSKIP_WORK_POOL)
     prefect deployment run tokenskip-pipeline/tokenskip-nightly   # one run now, on the worker
 
 All need a Prefect API (PREFECT_API_URL; infra/start-prefect.sh starts one).
@@ -14,23 +13,19 @@ All need a Prefect API (PREFECT_API_URL; infra/start-prefect.sh starts one).
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from prefect.schedules import Cron
 
 from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
-from tokenskip.core.errors import TokenSkipError, exit_code_of
+from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.params import load_params
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
 ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"
 FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
-POOL_ENV = "TOKENSKIP_WORK_POOL"
-DEFAULT_POOL = "tokenskip-process"
 
 
 def deployment_options(repo: Path) -> dict[str, Any]:
@@ -86,28 +81,3 @@ def deploy_to_pool(pool: str, repo: Path = REPO_ROOT) -> Any:
                          job_variables=process_job_variables(repo), concurrency_limit=1,
                          print_next_steps=False, **deployment_options(repo))
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``serve`` (default) or ``deploy --pool NAME``."""
-    parser = argparse.ArgumentParser(description=f"The {DEPLOYMENT_NAME} deployment of the pipeline flow.")
-    parser.add_argument("command", nargs="?", choices=["serve", "deploy"], default="serve")
-    parser.add_argument("--pool", default=os.environ.get(POOL_ENV) or DEFAULT_POOL,
-                        help=f"process work pool for `deploy` (default: ${POOL_ENV} or {DEFAULT_POOL})")
-    parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="repository root")
-    args = parser.parse_args(argv)
-    repo = args.repo.resolve()
-    if args.command == "serve":
-        serve(repo)
-    else:
-        try:
-            deployment_id = deploy_to_pool(args.pool, repo)
-        except TokenSkipError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return exit_code_of(exc)
-        print(f"deployment {FULL_NAME} ({deployment_id}) on pool {args.pool!r}; "
-              f"its runs need a worker: infra/start-worker.sh (or prefect worker start --pool {args.pool})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -50,7 +50,7 @@ def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        serve = subprocess.Popen([sys.executable, "-m", "flows.deploy", "serve"], cwd=clone, env=env,
+        serve = subprocess.Popen([sys.executable, "-m", "tokenskip", "deploy"], cwd=clone, env=env,
                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deployment = _wait_for_deployment(prefect_client, serve, log)

@@ -97,7 +97,7 @@ def test_worker_on_a_process_pool_runs_the_nightly_deployment(
 
     clone = clone_small(repo_root, tmp_path / "clone")
     client_env = {"PREFECT_API_URL": api, "TOKENSKIP_WORK_POOL": POOL, **clone_env(clone)}
-    deployed = run([sys.executable, "-m", "flows.deploy", "deploy"], clone, env=client_env)
+    deployed = run([sys.executable, "-m", "tokenskip", "deploy"], clone, env=client_env)
     assert f"on pool '{POOL}'" in deployed.stdout
 
     with SyncPrefectClient(api=api) as client:
@@ -124,7 +124,7 @@ def test_worker_on_a_process_pool_runs_the_nightly_deployment(
         run([str(Path(sys.executable).parent / "prefect"), "work-pool", "create", "tokenskip-k8s",
              "--type", "kubernetes", "--base-job-template", str(TEMPLATE)], clone, env={"PREFECT_API_URL": api})
         assert client.read_work_pool("tokenskip-k8s").base_job_template == json.loads(TEMPLATE.read_text())
-    refused = subprocess.run([sys.executable, "-m", "flows.deploy", "deploy", "--pool", "tokenskip-k8s"],
+    refused = subprocess.run([sys.executable, "-m", "tokenskip", "deploy", "--pool", "tokenskip-k8s"],
                              cwd=clone, env={**os.environ, **client_env}, capture_output=True, text=True)
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: work pool 'tokenskip-k8s': type 'kubernetes', not 'process'")

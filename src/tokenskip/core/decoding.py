@@ -98,13 +98,18 @@ def greedy_settings(
     ``max_new_tokens``; ``eos_token_ids`` (the tokenizer's EOS and the generation_config's); and
     ``repetition_penalty``: the explicit override (``model.repetition_penalty``), else the model's
     generation_config (Qwen2.5 ships 1.05), else 1.0. Reports and MLflow record this dict."""
-    configured = getattr(generation_config, "repetition_penalty", None)
-    penalty = repetition_penalty if repetition_penalty is not None else configured
     return {
         "max_new_tokens": int(max_new_tokens),
         "eos_token_ids": eos_token_ids(tokenizer, generation_config),
-        "repetition_penalty": float(penalty if penalty is not None else 1.0),
+        "repetition_penalty": resolve_repetition_penalty(generation_config, repetition_penalty),
     }
+
+
+def resolve_repetition_penalty(generation_config: Any | None, repetition_penalty: float | None) -> float:
+    """The explicit override, else the generation_config's repetition_penalty, else 1.0."""
+    configured = getattr(generation_config, "repetition_penalty", None)
+    penalty = repetition_penalty if repetition_penalty is not None else configured
+    return float(penalty if penalty is not None else 1.0)
 
 
 def override_repetition_penalty(model: Any, repetition_penalty: float | None) -> Any:

@@ -18,9 +18,9 @@ def generate(
 ) -> None:
     """Greedy CoTs of the base model; keep correct ones within generate.max_cot_tokens. Resumable.
     generate.backend: transformers (this process), ray (sharded over Ray workers, same output) or vllm."""
-    from tokenskip.core.decoding import greedy_settings
+    from tokenskip.core.decoding import greedy_settings, resolve_repetition_penalty
     from tokenskip.core.errors import TokenSkipError
-    from tokenskip.core.hf import load_generation_config, load_tokenizer, resolve_base_model
+    from tokenskip.core.hf import load_generation_config, resolve_base_model
     from tokenskip.core.io import write_json, write_jsonl
     from tokenskip.core.problems import load_dataset
     from tokenskip.core.prompts import build_prompt
@@ -33,10 +33,11 @@ def generate(
     gen = settings.generate
     problems = load_dataset(settings.data, data, "train")
     name, revision = resolve_base_model(base)
-    decoding = greedy_settings(load_generation_config(name, revision), load_tokenizer(name, revision),
-                               gen.max_new_tokens, settings.model.repetition_penalty)
-    engine = open_engine(name, revision, gen, decoding["repetition_penalty"])
+    generation_config = load_generation_config(name, revision)
+    override = settings.model.repetition_penalty
+    engine = open_engine(name, revision, gen, resolve_repetition_penalty(generation_config, override))
     tokenizer = engine.tokenizer
+    decoding = greedy_settings(generation_config, tokenizer, gen.max_new_tokens, override)
     prompts = [build_prompt(tokenizer, p.question, settings.model.instruction) for p in problems]
     penalty = decoding["repetition_penalty"]
     identity = engine.identity() | ({"repetition_penalty": penalty} if penalty != 1.0 else {})
