@@ -179,3 +179,9 @@ def test_all_ratios_per_question_trains_every_question_at_every_g() -> None:
     assert samples[0]["completion"].startswith("q0 at 0.5")
     one = sample_ratios(n, ratios, 0, "one")
     assert [len(r) for r in one] == [1] * n and [r[0] for r in one] == draw_ratios(n, ratios, 0)
+
+
+def test_the_seeded_ratio_draw_is_the_same_in_every_version() -> None:
+    # samples.jsonl (and so dvc.lock's md5 and the fine-tuned model) depend on this exact sequence
+    assert draw_ratios(8, [0.5, 0.6, 0.7, 0.8, 0.9], 0) == [0.8, 0.8, 0.5, 0.7, 0.9, 0.8, 0.8, 0.7]
+    assert draw_ratios(8, [0.9, 0.5], 3) == [0.5, 1.0, 1.0, 0.5, 0.9, 1.0, 0.9, 1.0]
