@@ -128,3 +128,9 @@ def test_record_ratio_is_measured_on_the_retokenized_text() -> None:
     record = prune_record({"id": "q", "cot": cot}, scores, 0.5, forced, weights, count)
     actual = record["compressed_tokens"] / record["cot_tokens"]
     assert 0.44 <= actual <= 0.505
+
+
+@pytest.mark.parametrize(("text", "joined"), [("3*x", "3x"), ("5+$", "5$"), ("a-(b", "a(b"), ("2^3", "2 3")])
+def test_dropping_a_glued_mark_glues_its_neighbours_unless_they_would_merge(text: str, joined: str) -> None:
+    words = split_words(text)
+    assert join_words(words, [i != 1 for i in range(len(words))]) == joined
