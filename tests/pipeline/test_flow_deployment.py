@@ -48,6 +48,7 @@ def test_nightly_deployment_is_scheduled_and_runs_a_small_configuration(
     flow_params = yaml.safe_load((clone / "params.yaml").read_text())["flow"]
     env = {**os.environ, **prefect_api, **clone_env(clone), "PREFECT_RUNNER_POLL_FREQUENCY": "2",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("TOKENSKIP_WORK_POOL", None)  # exported by a worker's shell, it would deploy instead of serve
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         serve = subprocess.Popen([sys.executable, "-m", "tokenskip", "deploy"], cwd=clone, env=env,
