@@ -76,10 +76,19 @@ def results_section(reports: Path) -> str:
         parts += ["", f"Promotion gate: reference `{first['reference']}`, decision `{first['decision']}` "
                   f"(95% paired bootstrap CIs, exact McNemar test on the same questions).", "",
                   gate_table(register)]
-        champion = register.get("champion")
-        parts += ["", f"Champion: version {champion['version']} (g={champion['ratio']:g})." if champion
-                  else "Champion: none. No ratio passes the gate on these test problems."]
+        parts += ["", champion_line(register.get("champion"))]
     return "\n".join(parts)
+
+
+def champion_line(champion: dict | None) -> str:
+    """The registry's champion after the run; says so when no ratio of this run passed the gate."""
+    if not champion:
+        return "Champion: none. No ratio passes the gate on these test problems."
+    line = f"Champion: version {champion['version']} (g={champion['ratio']:g})"
+    if champion.get("from_this_run", True):
+        return line + "."
+    return ("Champion: none from this run (no ratio passes the gate); the registry's `champion` alias "
+            f"stays on an earlier run's version {champion['version']} (g={champion['ratio']:g}).")
 
 
 def render(readme: str, section: str) -> str:

@@ -227,3 +227,14 @@ def test_digit_loss_weights_mark_digits_and_unit_weights_change_nothing(problems
     weighted = train_model(build_model(params, tokenizer), ids, labels, params, None, weights)
     assert unit.losses == pytest.approx(plain.losses, abs=1e-5)
     assert weighted.losses[0] != pytest.approx(plain.losses[0], abs=1e-3)
+
+
+@pytest.mark.parametrize("initializer_range", [0.02, 0.08])
+def test_initial_weights_have_the_spread_base_model_initializer_range_sets(tokenizer, initializer_range) -> None:
+    from tokenskip.base_model.model import build_model
+
+    params = TINY_PARAMS.model_copy(update={"initializer_range": initializer_range, "hidden_size": 64})
+    model = build_model(params, tokenizer)
+    projection = model.model.layers[0].mlp.up_proj.weight
+    assert float(projection.std()) == pytest.approx(initializer_range, rel=0.05)
+    assert model.config.initializer_range == initializer_range  # saved with the model's config

@@ -22,6 +22,7 @@ def build_model(params: BaseModelParams, tokenizer: Any) -> Any:
         num_attention_heads=params.num_heads,
         num_key_value_heads=params.num_heads,
         intermediate_size=params.intermediate_size,
+        initializer_range=params.initializer_range,
         max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True,
         bos_token_id=None,

@@ -94,6 +94,7 @@ class BaseModelParams(Section):
     num_layers: PositiveInt = 4
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 256
+    initializer_range: PositiveFloat = 0.02  # std of the random initial weights (transformers' default)
     vocab_size: PositiveInt = 1024
     seq_len: PositiveInt = 256
     packing: Literal["single", "whole", "stream"] = "stream"  # example per row | packed rows | cut stream
