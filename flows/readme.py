@@ -84,11 +84,11 @@ def champion_line(champion: dict | None) -> str:
     """The registry's champion after the run; says so when no ratio of this run passed the gate."""
     if not champion:
         return "Champion: none. No ratio passes the gate on these test problems."
-    line = f"Champion: version {champion['version']} (g={champion['ratio']:g})"
+    version = f"version {champion['version']} (g={champion['ratio']:g})"
     if champion.get("from_this_run", True):
-        return line + "."
+        return f"Champion: {version}."
     return ("Champion: none from this run (no ratio passes the gate); the registry's `champion` alias "
-            f"stays on an earlier run's version {champion['version']} (g={champion['ratio']:g}).")
+            f"stays on an earlier run's {version}.")
 
 
 def render(readme: str, section: str) -> str:
