@@ -128,3 +128,32 @@ def test_cli_empty_training_set_exits_2_without_output(tiny_model_dir, tmp_path)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [f"error: {tmp_path / 'samples.jsonl'}: empty file (no records)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()
+
+
+def _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, sampling: str) -> list[int]:
+    """Longest minus shortest sample of each training batch the Trainer draws under ``sampling``."""
+    from transformers import Trainer
+
+    from tokenskip.core.hf import load_causal_lm
+    from tokenskip.finetune.training import collate, encode_sample, read_samples, training_arguments
+
+    params = FinetuneParams(sampling=sampling, **{**FAST, "batch_size": 4})
+    encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], 512) for s in read_samples(samples)]
+    model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
+    trainer = Trainer(model=model, args=training_arguments(params, tmp_path / sampling, "cpu"),
+                      train_dataset=encoded, data_collator=collate(tokenizer.pad_token_id))
+    lengths = [batch["attention_mask"].sum(dim=1) for batch in trainer.get_train_dataloader()]
+    return [int(row.max() - row.min()) for row in lengths]
+
+
+def test_random_sampling_mixes_long_and_short_samples_in_a_batch(tiny_model_dir, tokenizer, tmp_path):
+    # group_by_length sorts megabatches of up to 50 batches by length, so the full CoTs (g = 1.0,
+    # the longest) land in batches of their own; random batches (finetune.sampling's default) mix
+    # them with the compressed ones. 96 samples in batches of 4: megabatches of 6 batches.
+    samples = write_samples(tokenizer, tmp_path / "samples.jsonl", 96, seed=3)
+    grouped = _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, "group_by_length")
+    mixed = _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, "random")
+    assert len(grouped) == len(mixed) == 24
+    assert sum(mixed) > 2 * sum(grouped)
+    with pytest.raises(ValueError, match="sampling"):
+        FinetuneParams(sampling="by_ratio")

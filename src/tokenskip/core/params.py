@@ -166,6 +166,9 @@ class FinetuneParams(Section):
     learning_rate: PositiveFloat = 5e-5
     epochs: PositiveFloat = 3.0
     batch_size: PositiveInt = 1
+    # random: each batch a random draw, ratios mixed | group_by_length: batches of similar length
+    # (less padding, but compressed and full CoTs then land in separate batches)
+    sampling: Literal["random", "group_by_length"] = "random"
     gradient_accumulation_steps: PositiveInt = 8
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
     weight_decay: Annotated[float, Field(ge=0)] = 0.0

@@ -145,7 +145,7 @@ def wrap_model(model: Any, params: FinetuneParams) -> Any:
 def training_arguments(
     params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1, report_to: str = "none"
 ) -> Any:
-    """TrainingArguments from params: cosine with warmup, bf16 on CUDA, fp32 on CPU.
+    """TrainingArguments from params: cosine with warmup, ``finetune.sampling``, bf16 on CUDA, fp32 on CPU.
 
     ``processes`` > 1: accelerate ``split_batches``, so the sampler sees the single-process global batch
     in the same order and each process computes batch_size / processes rows; the loss is averaged over
@@ -173,7 +173,7 @@ def training_arguments(
         report_to=report_to,
         dataloader_num_workers=0,
         remove_unused_columns=False,
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy=params.sampling,
         disable_tqdm=not progress_enabled(),
         accelerator_config={"split_batches": processes > 1},
         average_tokens_across_devices=True,
