@@ -13,7 +13,8 @@ averaged over the seeds:
 
 Prints ONE JSON line: per seed the original accuracy and, per ratio, accuracy, its difference from
 the original and the actual ratio; the means; each target's verdict and ``pass``. Takes one
-pipeline run per new seed (about 10-14 minutes each on 2 cores); run it on a quiet machine.
+pipeline run per seed (about 20 minutes each on 2 cores; ``--reuse SEED=REPORTS`` takes a seed's
+figures from a reports folder instead); run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -88,10 +89,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--keep-reports", type=Path, default=None, help="copy each seed's reports here")
+    parser.add_argument("--reuse", action="append", default=[], metavar="SEED=REPORTS",
+                        help="take a seed's figures from a reports folder (base-model.json, evaluate.json) "
+                        "instead of running it, e.g. 0=reports after make run with the default seeds")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    reused = {int(seed): Path(path) for seed, path in (item.split("=", 1) for item in args.reuse)}
     with tempfile.TemporaryDirectory(prefix="tokenskip-quality-") as work:
-        runs = {seed: run_seed(seed, Path(work) / f"seed-{seed}", args.keep_reports) for seed in seeds}
+        runs = {seed: seed_figures(reused[seed]) if seed in reused
+                else run_seed(seed, Path(work) / f"seed-{seed}", args.keep_reports) for seed in seeds}
     result = {"bench": "quality", "seeds": {str(s): run for s, run in runs.items()}, **verdict(runs)}
     print(json.dumps(result))
     sys.exit(0 if result["pass"] else 1)
