@@ -1,4 +1,4 @@
-"""finetune: completion-only loss, LoRA and full fine-tuning, outputs both forms, bad input."""
+"""finetune: completion-only loss, LoRA and full fine-tuning, outputs both forms, batch sampling, bad input."""
 
 from __future__ import annotations
 
