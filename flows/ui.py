@@ -131,6 +131,9 @@ def ui(
                           "--port", str(prefect_port)],
               prefect_url, f"{prefect_url}/api/health", env, logs),
     ]
+    # Ctrl-C and TERM both stop the servers, also when the parent started us with SIGINT ignored
+    # (background jobs of a non-interactive shell): Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         wait_healthy(servers, timeout_s)

@@ -39,6 +39,11 @@ def point_at_store(repo: Path, db: Path, experiment: str) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def ignore_sigint() -> None:
+    """Start the child with SIGINT ignored (inherited dispositions survive exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def read_banner(proc: subprocess.Popen[str], timeout_s: float = 240) -> list[str]:
     """The lines ``tokenskip ui`` prints up to "Ctrl-C stops both"."""
     lines: list[str] = []
@@ -80,7 +85,8 @@ def test_run_then_ui_shows_the_champion_and_the_flow_runs_artifacts(
     ports = {"mlflow": free_port(), "prefect": free_port()}
     ui = subprocess.Popen([str(BIN / "tokenskip"), "ui", "--repo", str(toy), "--mlflow-port", str(ports["mlflow"]),
                            "--prefect-port", str(ports["prefect"])], cwd=toy, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                          preexec_fn=ignore_sigint)  # as a shell's background job: Ctrl-C must still stop it
     try:
         banner = read_banner(ui)
         mlflow_url, prefect_url = (f"http://127.0.0.1:{ports[k]}" for k in ("mlflow", "prefect"))
