@@ -95,7 +95,7 @@ def test_run_then_ui_shows_the_champion_and_the_flow_runs_artifacts(
         assert http(mlflow_url)[0] == 200 and http(prefect_url)[0] == 200
         check_rest(mlflow_url, prefect_url, registered)
         os.kill(ui.pid, signal.SIGINT)  # Ctrl-C
-        ui.communicate(timeout=180)  # drains stdout/stderr: with wait(), a full pipe blocks the exit
+        ui.communicate(timeout=180)  # waits for the exit and drains both pipes (wait() could block on one)
         assert ui.returncode == 0
         for url in (mlflow_url, prefect_url):
             with pytest.raises(OSError):
