@@ -8,8 +8,7 @@ number of examples per step (8 single rows, or 4 whole rows of ~2 examples).
 
 Prints ONE JSON line: per run the training seconds, examples per step and examples per second,
 tokens/s as the stage reports it, the padded share of the rows, and the ratio of examples per
-second (params / whole) measured in the same run. The seconds are the stage's clock (process
-start included, as in ``reports/base-model.json``). Run it on a quiet machine, twice.
+second (params / whole) measured in the same run. Run it on a quiet machine, twice.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from tokenskip.base_model.build import tokenizer_corpus, train_model, training_rows
 from tokenskip.base_model.model import build_model
 from tokenskip.base_model.packing import example_lengths
 from tokenskip.base_model.tokenizer import build_tokenizer
-from tokenskip.base_model.train import training_batches
 from tokenskip.core.params import BaseModelParams, load_params
 from tokenskip.core.problems import Problem, load_problems
 
@@ -34,32 +31,25 @@ def measure(train: list[Problem], instruction: str, settings: BaseModelParams) -
     ids, labels, weights = training_rows(train, tokenizer, instruction, settings)
     result = train_model(build_model(settings, tokenizer), ids, labels, settings, None, weights)
     examples_per_step = settings.batch_size * len(train) / ids.shape[0]
+    if settings.packing == "single":
+        seen = result.steps * settings.batch_size  # rows trained; each holds one example
+        padded_share = 1.0 - float(example_lengths(labels).float().mean()) * seen / result.tokens
+    else:
+        padded_share = float((ids == tokenizer.pad_token_id).float().mean())
     return {
         "train_seconds": result.train_seconds,
         "examples_per_step": round(examples_per_step, 2),
         "examples_per_s": round(examples_per_step * result.steps / result.train_seconds, 1),
         "tokens_per_s": result.tokens_per_s,
-        "padded_share": round(padded_share(labels, settings, result.steps), 4),
+        "padded_share": round(padded_share, 4),
         "final_loss": round(result.final_loss, 4),
     }
-
-
-def padded_share(labels: Any, settings: BaseModelParams, steps: int) -> float:
-    """The share of the trained positions that were padding: the same seeded batches replayed."""
-    lengths = example_lengths(labels)  # per row, one past its last labeled position
-    batches = training_batches(labels, settings)
-    trained = filled = 0
-    for _ in range(steps):
-        index, width = next(batches)
-        trained += len(index) * width
-        filled += int(lengths[index].clamp(max=width).sum())
-    return 1.0 - filled / trained
 
 
 def main() -> None:
     """Measure params.yaml's base_model and the whole-row candidate; print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="training steps of each run")
+    parser.add_argument("--steps", type=int, default=400, help="training steps of each run")
     parser.add_argument("--seq-len", type=int, default=512, help="row length of the whole run")
     parser.add_argument("--whole-batch", type=int, default=4, help="rows per step of the whole run")
     args = parser.parse_args()
