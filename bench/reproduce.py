@@ -5,17 +5,21 @@ metric within +-0.02 accuracy and +-0.01 actual ratio. This bench checks it: ``g
 committed HEAD into a temporary folder, ``dvc pull`` of the data, ``dvc repro`` of every stage
 (the clone's own code, its own MLflow store), then every headline metric of the clone's reports
 against the committed ``reports/``: the base model's held-out accuracy, and per TokenSkip ratio
-and per baseline the accuracy and actual ratio. It also says which DVC outputs came out
+and per baseline the accuracy and actual ratio, with both runs' CPU capability and library
+versions (each ``base-model.json``'s ``environment``). It also says which DVC outputs came out
 byte-identical (their md5 in the clone's dvc.lock against the committed one).
 
-Prints ONE JSON line: the largest accuracy and actual-ratio deviations (and where), the outputs
-that differ, the stages' wall time, and ``pass``. Takes as long as ``make run`` (about 10 minutes
-on 2 cores); run it on a quiet machine.
+Prints ONE JSON line: the largest accuracy and actual-ratio deviations (and where), every
+metric's deviation, both environments, the outputs that differ, the stages' wall time, and
+``pass``. ``--keep-reports DIR`` copies the clone's reports there. Takes as long as ``make run``
+(20-30 minutes on 2 cores with AVX512, longer with AVX2); run it on a quiet machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +57,17 @@ def largest_deviation(committed: dict[str, float], fresh: dict[str, float]) -> t
     return worst, where
 
 
+def deviations(committed: dict[str, float], fresh: dict[str, float]) -> dict[str, float | None]:
+    """``{name: fresh - committed}`` (rounded), None where one side lacks the metric."""
+    return {name: round(fresh[name] - committed[name], 4) if name in committed and name in fresh else None
+            for name in sorted(set(committed) | set(fresh))}
+
+
+def environment(reports: Path) -> dict[str, Any]:
+    """The ``environment`` a base-model report recorded (CPU capability, torch, transformers)."""
+    return json.loads((reports / "base-model.json").read_text(encoding="utf-8")).get("environment", {})
+
+
 def output_md5s(lock: Path) -> dict[str, str]:
     """``{out path: md5}`` of every stage output recorded in a dvc.lock."""
     stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
@@ -77,6 +92,9 @@ def compare(clone: Path, seconds: float) -> dict[str, Any]:
         "bench": "reproduce",
         "max_accuracy_deviation": round(accuracy, 4), "at": accuracy_at,
         "max_actual_ratio_deviation": round(ratio, 4), "ratio_at": ratio_at,
+        "accuracy_deviations": deviations(committed["accuracy"], fresh["accuracy"]),
+        "actual_ratio_deviations": deviations(committed["actual_ratio"], fresh["actual_ratio"]),
+        "environments": {"committed": environment(ROOT / "reports"), "clone": environment(clone / "reports")},
         "tolerances": {"accuracy": ACCURACY_TOLERANCE, "actual_ratio": RATIO_TOLERANCE},
         "outputs_differing": sorted(path for path in ours if theirs.get(path) != ours[path]),
         "repro_seconds": seconds,
@@ -86,9 +104,14 @@ def compare(clone: Path, seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     """Clone, reproduce, compare; print the JSON line; exit 1 when the contract is broken."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep-reports", type=Path, default=None, help="copy the clone's reports here")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tokenskip-reproduce-") as work:
         clone = Path(work) / "clone"
         result = compare(clone, run_clone(clone))
+        if args.keep_reports is not None:
+            shutil.copytree(clone / "reports", args.keep_reports, dirs_exist_ok=True)
     print(json.dumps(result))
     sys.exit(0 if result["pass"] else 1)
 
