@@ -18,16 +18,22 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch==2.13.0 is the CPU build on disk here; see README for a CUDA build on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test install data lint mutation ablation
+.PHONY: run test install lock data lint mutation ablation
 
-$(STAMP): pyproject.toml
+# constraints.txt: the library versions the committed reports were made with (see `make lock`)
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[test,scale]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,scale]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# after a change to pyproject.toml's dependencies: pin what .venv now holds (torch: TORCH_SPEC)
+lock: $(STAMP)
+	{ sed -n '1,/^$$/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 data: $(STAMP)
 	$(BIN)/dvc pull -q data.dvc

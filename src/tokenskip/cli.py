@@ -46,7 +46,10 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
 COMMANDS = {**TOOL_COMMANDS, **STAGE_COMMANDS}
 
 # set by every entry point where the user has not set them: telemetry off for every tool; a
-# temporary Prefect API server may need long to start; `mlflow ui` without its job runner
+# temporary Prefect API server may need long to start; `mlflow ui` without its job runner; and one
+# float summation order on every x86-64 CPU with AVX2 (README: the reproducibility contract):
+# torch's kernels and MKL's matrix products otherwise pick their code path by CPU, and an AVX512
+# box trained another base model than an AVX2 box (cost here: 3% of base-model's training time)
 ENV_DEFAULTS: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -55,6 +58,8 @@ ENV_DEFAULTS: dict[str, str] = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
 }
 LOG_LEVEL_ENV = "TOKENSKIP_LOG_LEVEL"  # passed on to the stages the flow runs
 GLOBAL_OPTIONS_WITH_VALUE = ("--log-level",)

@@ -10,6 +10,7 @@ LoRA r8 / alpha 16 with ``merge: false`` (adapter-only versions over a base logg
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,11 @@ def test_every_stage_ran_the_real_model_path(smoke_run: dict) -> None:
     pointer = json.loads((clone / "models" / "base" / "model.json").read_text())
     assert pointer["source"] == "local" and pointer["name"] == "models/smoke/llama"
     assert reports["base-model"]["trained"] is False
+    # every stage computes on torch's AVX2 kernels and MKL's AVX2 code path, whatever the x86 CPU
+    environment = reports["base-model"]["environment"]
+    assert environment["mkl_cbwr"] == "AVX2"
+    if platform.machine() == "x86_64" and " avx2" in Path("/proc/cpuinfo").read_text():
+        assert environment["cpu_capability"] == "AVX2", environment
     config = json.loads((clone / "models" / "smoke" / "llama" / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
     assert reports["generate"]["kept"] >= 8  # the recited GSM8K training problems

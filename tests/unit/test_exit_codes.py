@@ -93,7 +93,7 @@ def test_entry_points_switch_telemetry_off_and_pass_the_log_level_on(tmp_path: P
     probe = ("import os, sys; from tokenskip.cli import main; sys.argv = ['tokenskip', '-v', 'synthesize', "
              "'--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
              "print({k: os.environ.get(k) for k in sorted(os.environ) if k.startswith(('MLFLOW', 'PREFECT', "
-             "'DVC', 'DO_NOT', 'TOKENSKIP', 'HF_HUB_DIS'))})")
+             "'DVC', 'DO_NOT', 'TOKENSKIP', 'HF_HUB_DIS', 'ATEN', 'MKL'))})")
     base = {k: v for k, v in os.environ.items() if k not in ENV_DEFAULTS}
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, env=base)
     seen = ast.literal_eval(done.stdout.strip().splitlines()[-1])

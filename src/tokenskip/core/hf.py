@@ -31,7 +31,9 @@ MAX_SANE_CONTEXT = 10_000_000  # a larger tokenizer model_max_length means "not 
 def runtime_environment() -> dict[str, Any]:
     """What can make two machines' results differ although code, data and params are equal: the
     torch and transformers versions, the CPU's SIMD capability that torch dispatches kernels to
-    (e.g. AVX2 vs AVX512 changes float summation order), the architecture and Python."""
+    (e.g. AVX2 vs AVX512 changes float summation order), MKL's pinned code path (``MKL_CBWR``,
+    unset: chosen by CPU), the architecture and Python."""
+    import os
     import platform
 
     import torch
@@ -41,6 +43,7 @@ def runtime_environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
