@@ -2,14 +2,14 @@
 
 Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
 EOS, exactly the format later stages generate and fine-tune with; prompt tokens get label -100.
-``whole`` (params.yaml's default) packs whole examples first-fit into each row (the rest is
-padding), so every answer token sees its question and every row starts where a prompt starts, as
-at inference; ``stream`` cuts one token stream every ``seq_len`` tokens (no padding, but most
-examples then straddle two rows, their later answer tokens lose the question they copy numbers
-from, and the model almost never sees a prompt at position 0: seeds 1 and 4 collapsed with it);
-``single`` gives each example its own row, and training trims each length-grouped batch to its
-longest example (no padding to speak of, no attention across examples: ~15% faster than ``whole``
-per example, but seed 1 collapsed with it, README: Results).
+``single`` (params.yaml's default) gives each example its own row, and training trims each
+length-grouped batch to its longest example: no padding to speak of, no attention across
+examples, every example starts at position 0 as at inference, and about 1.5 times as many
+examples per second as ``whole`` (seed figures: README, The reproducibility contract). ``whole`` packs
+whole examples first-fit into each row (the rest is padding), so every answer token sees its
+question but also attends to the examples before it in its row; ``stream`` cuts one token
+stream every ``seq_len`` tokens (no padding, but most examples then straddle two rows, their later
+answer tokens lose the question they copy numbers from, and more seeds collapsed with it).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def pack_examples(
 ) -> tuple[Any, Any]:
     """Shuffle, tokenize and pack the examples into ``(input_ids, labels)`` of shape [rows, seq_len].
 
+    ``single``: one example per row, padded to the longest example (training trims each batch).
     ``whole``: every example lies entirely inside one row (first fit; the rest of a row is
     padding with label -100), so each answer token sees its question, as at inference.
     ``stream``: one token stream cut every ``seq_len`` tokens (no padding, but most examples are

@@ -46,8 +46,8 @@ class ExponentialAverage:
     """An exponential moving average of a model's parameters (``decay`` per step).
 
     The bootstrap model's last iterate is noisy late in training; saving the average over the
-    last few hundred steps instead helped in some measured runs and not in others (issue #3),
-    so it is off by default (``base_model.ema_decay: 0``).
+    last few hundred steps instead helped in some measured runs and not in others (README: The
+    reproducibility contract), so it is off by default (``base_model.ema_decay: 0``).
     """
 
     def __init__(self, model: Any, decay: float) -> None:
