@@ -163,20 +163,24 @@ def gate_markdown(report: Mapping[str, Any]) -> str:
 
 
 def champion_of(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The gate decision: {registered_model, version, ratio} of the champion, or None."""
+    """The gate decision: {registered_model, version, ratio} of the champion, or None; with
+    ``from_this_run: False`` when the alias stayed on an earlier run's version (nothing passed)."""
     if not report:
         return None
     champ = report.get("champion")
     version = report.get("champion_version")
     ratio = report.get("champion_ratio")
+    from_this_run = True
     if isinstance(champ, Mapping):
         version = champ.get("version", version)
         ratio = champ.get("ratio", ratio)
+        from_this_run = champ.get("from_this_run", True)
     elif champ is not None:
         version = champ
     if version is None:
         return None
-    return {"registered_model": report.get("registered_model"), "version": str(version), "ratio": ratio}
+    decision = {"registered_model": report.get("registered_model"), "version": str(version), "ratio": ratio}
+    return decision if from_this_run else {**decision, "from_this_run": False}
 
 
 def champion_line(decision: Mapping[str, Any] | None) -> str:
@@ -184,4 +188,8 @@ def champion_line(decision: Mapping[str, Any] | None) -> str:
     if not decision:
         return "Champion: none (no version passed the gate)"
     model = decision.get("registered_model") or "model"
-    return f"Champion: {model} version {decision['version']} (ratio {decision.get('ratio')})"
+    champion = f"{model} version {decision['version']} (ratio {decision.get('ratio')})"
+    if decision.get("from_this_run", True):
+        return f"Champion: {champion}"
+    return ("Champion: none from this run (no ratio passed the gate); the alias stays on an earlier "
+            f"run's {champion}")

@@ -58,6 +58,12 @@ def test_champion_decision_from_register_report_shapes() -> None:
     assert "none" in champion_line(None)
 
 
+def test_champion_line_does_not_claim_an_earlier_runs_alias_as_this_runs_verdict() -> None:
+    report = {"registered_model": "m", "champion": {"version": "5", "ratio": 0.6, "from_this_run": False}}
+    line = champion_line(champion_of(report))
+    assert line.startswith("Champion: none from this run") and "earlier run's m version 5 (ratio 0.6)" in line
+
+
 def test_gate_table_rows_by_ratio_with_reasons() -> None:
     report = {
         "registered_model": "m",
