@@ -169,6 +169,7 @@ class FinetuneParams(Section):
     # random: each batch a random draw, ratios mixed | group_by_length: batches of similar length
     # (less padding, but compressed and full CoTs then land in separate batches)
     sampling: Literal["random", "group_by_length"] = "random"
+    full_cot_loss_weight: PositiveFloat = 1.0  # loss weight of original CoTs (g = 1.0); compressed: 1
     gradient_accumulation_steps: PositiveInt = 8
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
     weight_decay: Annotated[float, Field(ge=0)] = 0.0

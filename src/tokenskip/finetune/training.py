@@ -36,6 +36,7 @@ from tokenskip.finetune.distributed import (
     world_size,
 )
 from tokenskip.finetune.fingerprint import fingerprint
+from tokenskip.finetune.weighting import SAMPLE_WEIGHT, sample_weight, trainer_class
 
 FINGERPRINT_FILE = "fingerprint.json"
 IGNORE_INDEX = -100
@@ -89,7 +90,8 @@ def encode_sample(tokenizer: Any, prompt: str, completion: str, max_length: int)
 
 
 def collate(pad_id: int) -> Any:
-    """A collator padding on the right (labels -100, attention 0 on padding)."""
+    """A collator padding on the right (labels -100, attention 0 on padding); carries the samples'
+    loss weights when they have them."""
     import torch
 
     def _collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
@@ -100,11 +102,14 @@ def collate(pad_id: int) -> Any:
             ids.append(item["input_ids"] + [pad_id] * pad)
             labels.append(item["labels"] + [IGNORE_INDEX] * pad)
             mask.append([1] * len(item["input_ids"]) + [0] * pad)
-        return {
+        tensors = {
             "input_ids": torch.tensor(ids),
             "labels": torch.tensor(labels),
             "attention_mask": torch.tensor(mask),
         }
+        if SAMPLE_WEIGHT in batch[0]:
+            tensors[SAMPLE_WEIGHT] = torch.tensor([item[SAMPLE_WEIGHT] for item in batch])
+        return tensors
 
     return _collate
 
@@ -244,7 +249,7 @@ def run_finetune(
     Under ``accelerate launch`` every process calls this; rank 0 alone writes ``out_dir`` and
     removes ``checkpoints``, and every process returns after it has done so.
     """
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from tokenskip.core.hf import load_causal_lm, resolve_base_model
 
@@ -256,6 +261,9 @@ def run_finetune(
     model.train()
     encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], params.max_length) for s in samples]
     truncated = sum(1 for e in encoded if len(e["input_ids"]) >= params.max_length)
+    if params.full_cot_loss_weight != 1.0:
+        for sample, item in zip(samples, encoded, strict=True):
+            item[SAMPLE_WEIGHT] = sample_weight(float(sample["ratio"]), params.full_cot_loss_weight)
     set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
     model = wrap_model(model, params)
     trainable, total = count_parameters(model)
@@ -263,7 +271,7 @@ def run_finetune(
     args = training_arguments(params, checkpoints, device, processes, report)  # joins the process group
     main = args.process_index == 0
     resume = _resume_point(checkpoints, lambda: fingerprint(params, samples_path, name, revision), main)
-    trainer = Trainer(
+    trainer = trainer_class(params.full_cot_loss_weight)(
         model=model,
         args=args,
         train_dataset=encoded,
