@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flows.reports import read_report
+from flows.reports import champion_line, champion_of, read_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- results:begin (python -m flows.readme) -->", "<!-- results:end -->"
@@ -76,19 +76,8 @@ def results_section(reports: Path) -> str:
         parts += ["", f"Promotion gate: reference `{first['reference']}`, decision `{first['decision']}` "
                   f"(95% paired bootstrap CIs, exact McNemar test on the same questions).", "",
                   gate_table(register)]
-        parts += ["", champion_line(register.get("champion"))]
+        parts += ["", champion_line(champion_of(register)) + "."]
     return "\n".join(parts)
-
-
-def champion_line(champion: dict | None) -> str:
-    """The registry's champion after the run; says so when no ratio of this run passed the gate."""
-    if not champion:
-        return "Champion: none. No ratio passes the gate on these test problems."
-    version = f"version {champion['version']} (g={champion['ratio']:g})"
-    if champion.get("from_this_run", True):
-        return f"Champion: {version}."
-    return ("Champion: none from this run (no ratio passes the gate); the registry's `champion` alias "
-            f"stays on an earlier run's {version}.")
 
 
 def render(readme: str, section: str) -> str:

@@ -157,3 +157,41 @@ def test_random_sampling_mixes_long_and_short_samples_in_a_batch(tiny_model_dir,
     assert sum(mixed) > 2 * sum(grouped)
     with pytest.raises(ValueError, match="sampling"):
         FinetuneParams(sampling="by_ratio")
+
+
+def test_full_cot_loss_weight_counts_original_cot_tokens_that_many_times(tiny_model_dir, tokenizer):
+    import torch
+
+    from tokenskip.core.hf import load_causal_lm
+    from tokenskip.finetune.training import collate, encode_sample
+    from tokenskip.finetune.weighting import weighted_causal_lm_loss
+
+    model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
+    items = [encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", text, 160)
+             for text in ("2 + 3 = 5", "So he has 12 - 4 = 8 apples left. The final answer is 8")]
+    batch = collate(tokenizer.pad_token_id)(items)
+    with torch.no_grad():
+        own = model(**batch).loss  # transformers' causal-LM loss
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        per_sample = [weighted_causal_lm_loss(logits[i:i + 1], batch["labels"][i:i + 1], torch.ones(1), 1)
+                      for i in range(2)]
+        n_tokens = (batch["labels"][:, 1:] != -100).sum()
+        equal = weighted_causal_lm_loss(logits, batch["labels"], torch.tensor([1.0, 1.0]), None)
+        weighted = weighted_causal_lm_loss(logits, batch["labels"], torch.tensor([1.0, 3.0]), n_tokens)
+    assert torch.allclose(equal, own, atol=1e-6)
+    assert torch.allclose(weighted, (per_sample[0] + 3 * per_sample[1]) / n_tokens, atol=1e-5)
+
+
+def test_full_cot_loss_weight_changes_training_only_when_not_one(tiny_model_dir, samples, tmp_path):
+    from tokenskip.finetune.training import run_finetune
+
+    def losses(weight: float) -> list[float]:
+        params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, full_cot_loss_weight=weight, **FAST)
+        result = run_finetune(tiny_model_dir, samples, tmp_path / f"out-{weight}", tmp_path / f"ckpt-{weight}", params)
+        return [h["loss"] for h in result.loss_history]
+
+    plain = losses(1.0)
+    assert losses(1.0) == plain  # weight 1: the Trainer's own loss, same seed, same curve
+    weighted = losses(3.0)
+    assert len(weighted) == len(plain) and weighted != plain
+    assert weighted[0] > plain[0]  # the original CoTs' tokens count three times
