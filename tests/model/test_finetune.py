@@ -142,8 +142,11 @@ def _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, sampling
     model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
     trainer = Trainer(model=model, args=training_arguments(params, tmp_path / sampling, "cpu"),
                       train_dataset=encoded, data_collator=collate(tokenizer.pad_token_id))
-    lengths = [batch["attention_mask"].sum(dim=1) for batch in trainer.get_train_dataloader()]
-    return [int(row.max() - row.min()) for row in lengths]
+    spreads = []
+    for batch in trainer.get_train_dataloader():  # a sample ends with its last label (EOS)
+        lengths = [int((row != -100).nonzero().max()) + 1 for row in batch["labels"]]
+        spreads.append(max(lengths) - min(lengths))
+    return spreads
 
 
 def test_random_sampling_mixes_long_and_short_samples_in_a_batch(tiny_model_dir, tokenizer, tmp_path):
@@ -159,6 +162,31 @@ def test_random_sampling_mixes_long_and_short_samples_in_a_batch(tiny_model_dir,
         FinetuneParams(sampling="by_ratio")
 
 
+def test_padding_changes_no_sample_logits_or_loss(tiny_model_dir, tokenizer):
+    # the collator passes no attention mask: right padding is invisible to every real token under
+    # the causal mask, so each sample's logits are its own and the loss is the masked batch's
+    import torch
+
+    from tokenskip.core.hf import load_causal_lm
+    from tokenskip.finetune.training import collate, encode_sample
+
+    model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
+    model.config.use_cache = False
+    items = [encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", text, 160)
+             for text in ("2 + 3 = 5", "So he has 12 - 4 = 8 apples left. The final answer is 8")]
+    batch = collate(tokenizer.pad_token_id)(items)
+    assert set(batch) == {"input_ids", "labels"}
+    short = len(items[0]["input_ids"])
+    assert short < batch["input_ids"].shape[1]
+    mask = (torch.arange(batch["input_ids"].shape[1]) < torch.tensor([[short], [10**6]])).long()
+    with torch.no_grad():
+        unmasked = model(**batch)
+        masked = model(**batch, attention_mask=mask)
+        alone = model(input_ids=torch.tensor([items[0]["input_ids"]])).logits
+    assert torch.allclose(unmasked.logits[0, :short], alone[0], atol=1e-5)
+    assert torch.allclose(unmasked.loss, masked.loss, atol=1e-6)
+
+
 def test_full_cot_loss_weight_counts_original_cot_tokens_that_many_times(tiny_model_dir, tokenizer):
     import torch
 
@@ -172,7 +200,7 @@ def test_full_cot_loss_weight_counts_original_cot_tokens_that_many_times(tiny_mo
     batch = collate(tokenizer.pad_token_id)(items)
     with torch.no_grad():
         own = model(**batch).loss  # transformers' causal-LM loss
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(input_ids=batch["input_ids"]).logits
         per_sample = [weighted_causal_lm_loss(logits[i:i + 1], batch["labels"][i:i + 1], torch.ones(1), 1)
                       for i in range(2)]
         n_tokens = (batch["labels"][:, 1:] != -100).sum()

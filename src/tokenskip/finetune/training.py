@@ -90,23 +90,24 @@ def encode_sample(tokenizer: Any, prompt: str, completion: str, max_length: int)
 
 
 def collate(pad_id: int) -> Any:
-    """A collator padding on the right (labels -100, attention 0 on padding); carries the samples'
-    loss weights when they have them."""
+    """A collator padding on the right (labels -100 on padding); carries the samples' loss weights
+    when they have them.
+
+    No attention mask: with the padding after every real token, the causal mask alone already keeps
+    each real token from seeing it (only padding positions, which carry no loss, see anything
+    extra), so the model takes its plain causal attention path and builds no padding mask: the
+    same loss as with one (on the bootstrap model the same loss curve to the last bit).
+    """
     import torch
 
     def _collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
         width = max(len(item["input_ids"]) for item in batch)
-        ids, labels, mask = [], [], []
+        ids, labels = [], []
         for item in batch:
             pad = width - len(item["input_ids"])
             ids.append(item["input_ids"] + [pad_id] * pad)
             labels.append(item["labels"] + [IGNORE_INDEX] * pad)
-            mask.append([1] * len(item["input_ids"]) + [0] * pad)
-        tensors = {
-            "input_ids": torch.tensor(ids),
-            "labels": torch.tensor(labels),
-            "attention_mask": torch.tensor(mask),
-        }
+        tensors = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         if SAMPLE_WEIGHT in batch[0]:
             tensors[SAMPLE_WEIGHT] = torch.tensor([item[SAMPLE_WEIGHT] for item in batch])
         return tensors
@@ -265,6 +266,8 @@ def run_finetune(
         for sample, item in zip(samples, encoded, strict=True):
             item[SAMPLE_WEIGHT] = sample_weight(float(sample["ratio"]), params.full_cot_loss_weight)
     set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
+    use_cache = model.config.use_cache
+    model.config.use_cache = False  # training builds no KV cache; the saved config keeps its value
     model = wrap_model(model, params)
     trainable, total = count_parameters(model)
     report = live.report_to(rank() == 0)  # inside the flow: live curves in MLflow
@@ -291,6 +294,7 @@ def run_finetune(
     meta = {"method": params.method, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
     distributed = describe()
     if main:
+        model.config.use_cache = use_cache
         _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
     barrier()
