@@ -34,6 +34,7 @@ SMALL_PARAMS = {
         "eval_max_new_tokens": 32,
         "min_accuracy": 0.0,
     },
+    "generate": {"backend": "transformers"},  # 16 questions: a local Ray cluster would cost more than it saves
     "flow": {"retries": 0, "retry_delay_s": 0},
 }
 
