@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,6 +59,7 @@ def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, 
     assert adapter["r"] == 4 and adapter["lora_alpha"] == 8
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "model" / "model.safetensors").is_file()
+    assert "varlen" not in (out / "model" / "config.json").read_text()  # saved with its own attention
     assert json.loads((out / "tokenskip.json").read_text())["ratios"] == [0.5, 0.7, 1.0]
     assert not (tmp_path / "ckpt").exists()  # checkpoints live only while a run is unfinished
     merged, tok = load_finetuned(out, tiny_model_dir, "cpu")
@@ -135,7 +137,8 @@ def _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, sampling
     from transformers import Trainer
 
     from tokenskip.core.hf import load_causal_lm
-    from tokenskip.finetune.training import collate, encode_sample, read_samples, training_arguments
+    from tokenskip.finetune.batching import collate
+    from tokenskip.finetune.training import encode_sample, read_samples, training_arguments
 
     params = FinetuneParams(sampling=sampling, **{**FAST, "batch_size": 4})
     encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], 512) for s in read_samples(samples)]
@@ -168,12 +171,11 @@ def test_padding_changes_no_sample_logits_or_loss(tiny_model_dir, tokenizer):
     import torch
 
     from tokenskip.core.hf import load_causal_lm
-    from tokenskip.finetune.training import collate, encode_sample
+    from tokenskip.finetune.batching import collate
 
     model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
     model.config.use_cache = False
-    items = [encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", text, 160)
-             for text in ("2 + 3 = 5", "So he has 12 - 4 = 8 apples left. The final answer is 8")]
+    items = _two_samples(tokenizer)
     batch = collate(tokenizer.pad_token_id)(items)
     assert set(batch) == {"input_ids", "labels"}
     short = len(items[0]["input_ids"])
@@ -187,27 +189,65 @@ def test_padding_changes_no_sample_logits_or_loss(tiny_model_dir, tokenizer):
     assert torch.allclose(unmasked.loss, masked.loss, atol=1e-6)
 
 
+def _two_samples(tokenizer, weights: tuple[float, float] | None = None) -> list[dict]:
+    from tokenskip.finetune.batching import SAMPLE_WEIGHT
+    from tokenskip.finetune.training import encode_sample
+
+    items = [encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", text, 160)
+             for text in ("2 + 3 = 5", "So he has 12 - 4 = 8 apples left. The final answer is 8")]
+    for item, weight in zip(items, weights or (), strict=False):
+        item[SAMPLE_WEIGHT] = weight
+    return items
+
+
 def test_full_cot_loss_weight_counts_original_cot_tokens_that_many_times(tiny_model_dir, tokenizer):
     import torch
 
     from tokenskip.core.hf import load_causal_lm
-    from tokenskip.finetune.training import collate, encode_sample
-    from tokenskip.finetune.weighting import weighted_causal_lm_loss
+    from tokenskip.finetune.batching import collate
+    from tokenskip.finetune.weighting import predicting_positions, weighted_causal_lm_loss
 
     model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
-    items = [encode_sample(tokenizer, "<|im_start|>user\nQ<|im_end|>\n", text, 160)
-             for text in ("2 + 3 = 5", "So he has 12 - 4 = 8 apples left. The final answer is 8")]
-    batch = collate(tokenizer.pad_token_id)(items)
+    batch = collate(tokenizer.pad_token_id)(_two_samples(tokenizer))
     with torch.no_grad():
         own = model(**batch).loss  # transformers' causal-LM loss
         logits = model(input_ids=batch["input_ids"]).logits
-        per_sample = [weighted_causal_lm_loss(logits[i:i + 1], batch["labels"][i:i + 1], torch.ones(1), 1)
-                      for i in range(2)]
-        n_tokens = (batch["labels"][:, 1:] != -100).sum()
-        equal = weighted_causal_lm_loss(logits, batch["labels"], torch.tensor([1.0, 1.0]), None)
-        weighted = weighted_causal_lm_loss(logits, batch["labels"], torch.tensor([1.0, 3.0]), n_tokens)
+    keep, targets = predicting_positions(batch["labels"])
+    row = torch.arange(2)[:, None].expand_as(keep)[keep]
+    per_sample = [weighted_causal_lm_loss(logits[keep][row == i], targets[row == i], 1.0, 1) for i in range(2)]
+    n_tokens = targets.numel()
+    equal = weighted_causal_lm_loss(logits[keep], targets, torch.ones(n_tokens), None)
+    weighted = weighted_causal_lm_loss(logits[keep], targets, torch.tensor([1.0, 3.0])[row], n_tokens)
     assert torch.allclose(equal, own, atol=1e-6)
     assert torch.allclose(weighted, (per_sample[0] + 3 * per_sample[1]) / n_tokens, atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [None, (3.0, 1.0)])
+def test_padding_free_batches_give_the_padded_loss_and_gradients(tiny_model_dir, tokenizer, weights):
+    # one row, positions restarting per sample, attention within each sample: the loss and every
+    # gradient are those of the padded batch, and the row holds no padding
+    import torch
+
+    from tokenskip.core.hf import load_causal_lm
+    from tokenskip.finetune.batching import PADDED, PADDING_FREE, collate, use_varlen_attention
+    from tokenskip.finetune.weighting import trainer_class
+
+    items = _two_samples(tokenizer, weights)
+    padded, flat = (collate(tokenizer.pad_token_id, layout)(items) for layout in (PADDED, PADDING_FREE))
+    assert flat["input_ids"].shape == (1, sum(len(i["input_ids"]) for i in items))
+    assert flat["cu_seq_lens_q"].tolist() == [0, len(items[0]["input_ids"]), flat["input_ids"].shape[1]]
+    assert flat["position_ids"][0, len(items[0]["input_ids"])] == 0
+    results = []
+    for layout, batch in ((PADDED, padded), (PADDING_FREE, flat)):
+        model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
+        if layout == PADDING_FREE:
+            use_varlen_attention(model)
+        loss = trainer_class(3.0, layout).compute_loss(SimpleNamespace(), model, dict(batch))
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (padded_loss, padded_grads), (flat_loss, flat_grads) = results
+    assert torch.allclose(flat_loss, padded_loss, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(flat_grads, padded_grads, strict=True))
 
 
 def test_full_cot_loss_weight_changes_training_only_when_not_one(tiny_model_dir, samples, tmp_path):

@@ -59,6 +59,7 @@ def test_two_processes_match_one_process(tiny_model_dir, tmp_path):
     assert (two["num_processes"], two["per_device_batch_size"], two["threads_per_process"]) == (2, 4, 1)
     assert (one["num_processes"], one["per_device_batch_size"], one["threads_per_process"]) == (1, 8, 2)
     assert one["steps"] == two["steps"] == 6  # 48 samples / global batch 8, one epoch
+    assert (one["batch_layout"], two["batch_layout"]) == ("padding-free", "padded")  # rows split over ranks
     assert [h["step"] for h in two["loss_history"]] == [h["step"] for h in one["loss_history"]]
     gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(one["loss_history"], two["loss_history"], strict=True))
     print(f"max |loss(1 process) - loss(2 processes)| = {gap:.3g}")

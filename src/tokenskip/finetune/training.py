@@ -26,6 +26,14 @@ from tokenskip.core.params import FinetuneParams
 from tokenskip.core.progress import progress_enabled
 from tokenskip.core.records import SAMPLE_FIELDS
 from tokenskip.finetune import live
+from tokenskip.finetune.batching import (
+    IGNORE_INDEX,
+    PADDED,
+    PADDING_FREE,
+    SAMPLE_WEIGHT,
+    collate,
+    use_varlen_attention,
+)
 from tokenskip.finetune.distributed import (
     barrier,
     check_batch_split,
@@ -36,10 +44,9 @@ from tokenskip.finetune.distributed import (
     world_size,
 )
 from tokenskip.finetune.fingerprint import fingerprint
-from tokenskip.finetune.weighting import SAMPLE_WEIGHT, sample_weight, trainer_class
+from tokenskip.finetune.weighting import sample_weight, trainer_class
 
 FINGERPRINT_FILE = "fingerprint.json"
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -50,6 +57,7 @@ class FinetuneResult:
     steps: int
     seconds: float
     tokens: int
+    batch_layout: str
     final_loss: float | None
     trainable_parameters: int
     total_parameters: int
@@ -87,32 +95,6 @@ def encode_sample(tokenizer: Any, prompt: str, completion: str, max_length: int)
     input_ids = (prompt_ids + completion_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels}
-
-
-def collate(pad_id: int) -> Any:
-    """A collator padding on the right (labels -100 on padding); carries the samples' loss weights
-    when they have them.
-
-    No attention mask: with the padding after every real token, the causal mask alone already keeps
-    each real token from seeing it (only padding positions, which carry no loss, see anything
-    extra), so the model takes its plain causal attention path and builds no padding mask: the
-    same loss as with one (on the bootstrap model the same loss curve to the last bit).
-    """
-    import torch
-
-    def _collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        width = max(len(item["input_ids"]) for item in batch)
-        ids, labels = [], []
-        for item in batch:
-            pad = width - len(item["input_ids"])
-            ids.append(item["input_ids"] + [pad_id] * pad)
-            labels.append(item["labels"] + [IGNORE_INDEX] * pad)
-        tensors = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
-        if SAMPLE_WEIGHT in batch[0]:
-            tensors[SAMPLE_WEIGHT] = torch.tensor([item[SAMPLE_WEIGHT] for item in batch])
-        return tensors
-
-    return _collate
 
 
 def prepare_checkpoints(folder: Path, key: str) -> str | None:
@@ -268,17 +250,19 @@ def run_finetune(
     set_seed(params.seed)  # the LoRA initialisation, identical in every process and every run
     use_cache = model.config.use_cache
     model.config.use_cache = False  # training builds no KV cache; the saved config keeps its value
+    layout = PADDING_FREE if processes == 1 else PADDED  # split_batches splits the global batch by rows
+    attention = use_varlen_attention(model) if layout == PADDING_FREE else model.config._attn_implementation
     model = wrap_model(model, params)
     trainable, total = count_parameters(model)
     report = live.report_to(rank() == 0)  # inside the flow: live curves in MLflow
     args = training_arguments(params, checkpoints, device, processes, report)  # joins the process group
     main = args.process_index == 0
     resume = _resume_point(checkpoints, lambda: fingerprint(params, samples_path, name, revision), main)
-    trainer = trainer_class(params.full_cot_loss_weight)(
+    trainer = trainer_class(params.full_cot_loss_weight, layout)(
         model=model,
         args=args,
         train_dataset=encoded,
-        data_collator=collate(tokenizer.pad_token_id),
+        data_collator=collate(tokenizer.pad_token_id, layout),
         processing_class=tokenizer,
     )
     started = time.perf_counter()
@@ -295,6 +279,7 @@ def run_finetune(
     distributed = describe()
     if main:
         model.config.use_cache = use_cache
+        model.config._attn_implementation = attention
         _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
     barrier()
@@ -303,6 +288,7 @@ def run_finetune(
         steps=steps,
         seconds=round(seconds, 2),
         tokens=tokens,
+        batch_layout=layout,
         final_loss=history[-1]["loss"] if history else float(output.training_loss),
         trainable_parameters=trainable,
         total_parameters=total,
