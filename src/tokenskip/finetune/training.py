@@ -44,6 +44,7 @@ from tokenskip.finetune.distributed import (
     world_size,
 )
 from tokenskip.finetune.fingerprint import fingerprint
+from tokenskip.finetune.lora_forward import fold_lora_layers
 from tokenskip.finetune.weighting import sample_weight, trainer_class
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -58,6 +59,7 @@ class FinetuneResult:
     seconds: float
     tokens: int
     batch_layout: str
+    folded_lora_layers: int
     final_loss: float | None
     trainable_parameters: int
     total_parameters: int
@@ -253,6 +255,7 @@ def run_finetune(
     layout = PADDING_FREE if processes == 1 else PADDED  # split_batches splits the global batch by rows
     attention = use_varlen_attention(model) if layout == PADDING_FREE else model.config._attn_implementation
     model = wrap_model(model, params)
+    folded = fold_lora_layers(model)
     trainable, total = count_parameters(model)
     report = live.report_to(rank() == 0)  # inside the flow: live curves in MLflow
     args = training_arguments(params, checkpoints, device, processes, report)  # joins the process group
@@ -289,6 +292,7 @@ def run_finetune(
         seconds=round(seconds, 2),
         tokens=tokens,
         batch_layout=layout,
+        folded_lora_layers=folded,
         final_loss=history[-1]["loss"] if history else float(output.training_loss),
         trainable_parameters=trainable,
         total_parameters=total,
