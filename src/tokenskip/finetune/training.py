@@ -6,7 +6,9 @@ warmup, checkpoints every ``save_steps``, resume from the last checkpoint), with
 on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N
 processes, tokenskip.finetune.distributed) the Trainer runs DDP: each global batch of
 ``finetune.batch_size`` is split into N parts, gradients are all-reduced, and rank 0 alone writes
-checkpoints, the adapter/model and report.
+checkpoints, the adapter/model and report. In one process batches are padding-free
+(tokenskip.finetune.batching) and LoRA layers as wide as their rank run folded
+(tokenskip.finetune.lora_forward): the same loss and gradients, less time.
 """
 
 from __future__ import annotations
