@@ -6,7 +6,7 @@ embedded default from a clean clone, install excluded. Prints ONE JSON line.
 
 Figures: total_s (dvc pull + flow; target <= 900), second_repro_s (a second `dvc repro`;
 target <= 10), flow_overhead_s (flow wall time minus the sum of its stages' times; target <= 30)
-and process_overhead_s (the same from the `python -m flows.pipeline` process's wall time, i.e.
+and process_overhead_s (the same from the `python -m tokenskip run` process's wall time, i.e.
 with Python start-up and the temporary Prefect server it starts when PREFECT_API_URL is unset).
 """
 
@@ -57,7 +57,7 @@ def bench(source: Path, work: Path) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                             text=True, check=True).stdout.strip()
     pull_s, _ = timed([str(BIN / "dvc"), "pull", "-q", "data.dvc"], clone, env, log)
-    flow_s, out = timed([sys.executable, "-m", "flows.pipeline"], clone, env, log)
+    flow_s, out = timed([sys.executable, "-m", "tokenskip", "run"], clone, env, log)
     stages = {m.group(1): float(m.group(3)) for m in STAGE_LINE.finditer(out)}
     flow = FLOW_LINE.search(out)
     second_s, again = timed([str(BIN / "dvc"), "repro"], clone, env, log)

@@ -1,5 +1,5 @@
 """Does importance matter? A Prefect flow that runs one DVC experiment per pruning variant through
-evaluate and compares them at matched actual ratios (the comparison: :mod:`flows.ablation_stats`).
+evaluate and compares them at matched actual ratios (the comparison: :mod:`tokenskip.evaluate.ablation`).
 
     tokenskip ablation                                   # self-information vs random (+ llmlingua2)
     tokenskip ablation --variant random --ratio 0.6      # a subset
@@ -17,7 +17,6 @@ parent run (tag ``tokenskip.role=ablation``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -34,8 +33,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import ablation_stats as ab
-from flows.support import (
+from tokenskip.core.errors import TokenSkipError, exit_code_of
+from tokenskip.core.io import read_json, read_jsonl, write_json
+from tokenskip.core.params import Params, load_params
+from tokenskip.evaluate import ablation as ab
+from tokenskip.evaluate.statistics import BootstrapSettings
+from tokenskip_flows.support import (
     StageFailed,
     resolve_tracking_uri,
     run_streaming,
@@ -43,10 +46,6 @@ from flows.support import (
     stage_exit_code,
     tool_path,
 )
-from tokenskip.core.errors import TokenSkipError, exit_code_of
-from tokenskip.core.io import read_json, read_jsonl, write_json
-from tokenskip.core.params import Params, load_params
-from tokenskip.evaluate.statistics import BootstrapSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-ablation"
@@ -206,21 +205,9 @@ def tokenskip_ablation(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.ablation``: what ``tokenskip ablation`` does."""
-    parser = argparse.ArgumentParser(description="Run the TokenSkip ablation flow once.")
-    parser.add_argument("--repo", default=None, help="repository root (default: this one)")
-    parser.add_argument("--variant", action="append", default=None, choices=ab.VARIANTS)
-    parser.add_argument("--ratio", action="append", type=float, default=None)
-    parser.add_argument("--no-baselines", action="store_true", help="skip the base-model baselines")
-    args = parser.parse_args(argv)
-    return run_ablation(Path(args.repo).resolve() if args.repo else REPO_ROOT, args.variant, args.ratio,
-                        not args.no_baselines)
-
-
 def run_ablation(repo: Path, variants: list[str] | None, ratios: list[float] | None, baselines: bool) -> int:
     """Run the flow and print its table; the exit code (0, 2 bad input, 1 a failed experiment)."""
-    from flows.reports import markdown_table
+    from tokenskip_flows.reports import markdown_table
 
     try:
         report = tokenskip_ablation(repo_dir=str(repo), variants=variants, ratios=ratios, baselines=baselines)
@@ -231,6 +218,3 @@ def run_ablation(repo: Path, variants: list[str] | None, ratios: list[float] | N
     print("\n" + markdown_table(rows, list(rows[0]) if rows else []))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """``tokenskip run``, ``tokenskip deploy`` and ``tokenskip ablation``: the Prefect flows and the
-scheduled deployment as sub-commands of the tokenskip CLI (src/tokenskip/cli.py imports this
-module only for them).
+scheduled deployment as sub-commands of the tokenskip CLI (entry points of the group
+``tokenskip.commands`` in pyproject.toml, loaded by src/tokenskip/cli.py only for them).
 
 Prefect is imported inside the commands, after the global options have set the log level.
 """
@@ -25,7 +25,7 @@ def run(
     Exit code: 0, or the failed stage's own (2 bad input, 3 validation failed, 4 no champion when
     gates.require_champion asks for one), else 1.
     """
-    from flows.pipeline import run_once
+    from tokenskip_flows.pipeline import run_once
 
     code = run_once(repo.resolve(), stage or None, overrides or None)
     raise typer.Exit(code)
@@ -49,7 +49,7 @@ def ablation(
     Writes reports/ablation.json and reports/ablation.png, logs them to an MLflow run (tag
     tokenskip.role=ablation); the experiments stay in `dvc exp show`. No registry alias moves.
     """
-    from flows.ablation import run_ablation
+    from tokenskip_flows.ablation import run_ablation
 
     raise typer.Exit(run_ablation(repo.resolve(), variant or None, ratio or None, baselines))
 
@@ -65,7 +65,7 @@ def deploy(
     The cron comes from params flow.cron. Served in this process until Ctrl-C, or registered on a
     process work pool with --pool. Needs a Prefect server (PREFECT_API_URL).
     """
-    from flows.deploy import FULL_NAME, deploy_to_pool, serve
+    from tokenskip_flows.deploy import FULL_NAME, deploy_to_pool, serve
 
     root = repo.resolve()
     if not pool:

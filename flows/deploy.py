@@ -19,9 +19,9 @@ from typing import Any
 
 from prefect.schedules import Cron
 
-from flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.params import load_params
+from tokenskip_flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
 ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"
@@ -53,8 +53,10 @@ def serve(repo: Path = REPO_ROOT) -> None:
 
 
 def process_job_variables(repo: Path) -> dict[str, Any]:
-    """Job variables of a process-pool run: the repository's own code first on the import path,
-    so the worker runs the code of the checkout it was deployed from (not another install)."""
+    """Job variables of a process-pool run: the repository's own library (src/) first on the import
+    path, so the worker and the stages it starts run the code of the checkout it was deployed from
+    (not another install). The flow is ENTRYPOINT's file in that checkout; the modules it imports
+    (``tokenskip_flows``, the folder flows/ installed under that name) come from the install."""
     return {"env": {"PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}}
 
 

@@ -10,7 +10,6 @@ task runs ``dvc repro <stage>`` in the repository and the flow reads only the st
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -25,9 +24,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.tasks import exponential_backoff
 
-from flows import links
-from flows import reports as fr
-from flows.support import (
+from tokenskip.core.errors import ExitCode, TokenSkipError, exit_code_of
+from tokenskip.core.params import Params, load_params
+from tokenskip.register.tracking import PARENT_RUN_ENV, Retry, connect
+from tokenskip_flows import links
+from tokenskip_flows import reports as fr
+from tokenskip_flows.support import (
     EXPERIMENT,
     StageFailed,
     check_overrides,
@@ -37,13 +39,10 @@ from flows.support import (
     run_dvc_repro,
     stage_env,
 )
-from tokenskip.core.errors import ExitCode, TokenSkipError, exit_code_of
-from tokenskip.core.params import Params, load_params
-from tokenskip.register.tracking import PARENT_RUN_ENV, Retry, connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-pipeline"
-NO_OP_STATUSES = {"unchanged", "restored"}  # dvc repro ran nothing (see flows.support.parse_repro_output)
+NO_OP_STATUSES = {"unchanged", "restored"}  # dvc repro ran nothing (see support.parse_repro_output)
 
 
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -175,11 +174,11 @@ def _run_stages(
 def tokenskip_pipeline(
     repo_dir: str | None = None, stages: list[str] | None = None, overrides: list[str] | None = None
 ) -> dict[str, Any] | None:
-    """Run the DVC stages of ``repo_dir`` (default: this repository) in the canonical order.
+    """Run the DVC stages of ``repo_dir`` (default: this repository) in dvc.yaml's order.
 
     ``overrides`` (``key=value``, as ``dvc exp run -S``) run the stages as one DVC experiment with
-    those params, recorded on the MLflow parent run. Stages not in dvc.yaml yet are skipped (and
-    logged). Returns the gate decision: {"registered_model", "version", "ratio"} of the champion, or None.
+    those params, recorded on the MLflow parent run. Returns the gate decision:
+    {"registered_model", "version", "ratio"} of the champion, or None.
     """
     start = time.monotonic()
     logger = get_run_logger()
@@ -187,11 +186,7 @@ def tokenskip_pipeline(
     overrides = check_overrides(overrides or [])
     params = load_params(repo / "params.yaml")
     plan = plan_stages(read_dvc_stages(repo), stages)
-    logger.info("repository %s; stages to run: %s", repo, ", ".join(plan.stages))
-    if plan.missing:
-        logger.warning("not in dvc.yaml yet, skipped: %s", ", ".join(plan.missing))
-    if plan.extra:
-        logger.warning("stages unknown to the flow, run last: %s", ", ".join(plan.extra))
+    logger.info("repository %s; stages to run: %s", repo, ", ".join(plan))
     tracking_uri = resolve_tracking_uri(params.mlflow.tracking_uri, repo, os.environ)
     with _parent_run(params, repo, tracking_uri, overrides) as (client, parent):
         parent_id = parent.info.run_id
@@ -202,7 +197,7 @@ def tokenskip_pipeline(
                              key="tokenskip-mlflow-run",
                              description="The MLflow parent run of this flow run (stages nest under it)")
         extra_env = {PARENT_RUN_ENV: parent_id, "MLFLOW_TRACKING_URI": tracking_uri}
-        timings = _run_stages(plan.stages, params, repo, extra_env, overrides, mlflow_ui)
+        timings = _run_stages(plan, params, repo, extra_env, overrides, mlflow_ui)
         wall = time.monotonic() - start
         _log_to_parent(client, parent_id, timings, wall)
         experiment = next((t["experiment"] for t in timings if t.get("experiment")), None)
@@ -215,7 +210,7 @@ def tokenskip_pipeline(
     create_table_artifact([{k: v for k, v in t.items() if k != "experiment"} for t in timings],
                           key="tokenskip-stage-timings",
                           description=f"dvc repro per stage; flow wall time {wall:.1f} s")
-    return _summarize(repo, plan.stages, timings, wall)
+    return _summarize(repo, plan, timings, wall)
 
 
 def _summarize(
@@ -257,17 +252,3 @@ def run_once(repo: Path, stages: list[str] | None = None, overrides: list[str] |
     print("\n" + final_summary(repo))
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.pipeline``: what ``tokenskip run`` does (kept for existing scripts)."""
-    parser = argparse.ArgumentParser(description="Run the TokenSkip pipeline flow once.")
-    parser.add_argument("--repo", default=None, help="repository root (default: this one)")
-    parser.add_argument("--stages", nargs="*", default=None, help="only these stages (default: all)")
-    parser.add_argument("-S", "--set", dest="overrides", action="append", default=None,
-                        help="params override key=value (dvc exp run -S); repeatable")
-    args = parser.parse_args(argv)
-    return run_once(Path(args.repo).resolve() if args.repo else REPO_ROOT, args.stages, args.overrides)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The README's results and gate tables, generated from the committed reports so they cannot drift.
 
-    python -m flows.readme          # rewrite the README between its results markers
-    python -m flows.readme --check  # exit 1 when the README's tables differ from the reports
+    python -m tokenskip_flows.readme           # rewrite the README between its results markers
+    python -m tokenskip_flows.readme --check   # exit 1 when the README's tables differ from the reports
 
 tests/unit/test_readme.py runs the check.
 """
@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flows.reports import champion_line, champion_of, read_report
+from tokenskip_flows.reports import champion_line, champion_of, read_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- results:begin (python -m flows.readme) -->", "<!-- results:end -->"
+BEGIN, END = "<!-- results:begin (python -m tokenskip_flows.readme) -->", "<!-- results:end -->"
 BASELINE_ROWS = {"original": "base model (original)", "truncation_0.5": "truncation g=0.5",
                  "be_concise": '"Be concise."'}
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = render(text, results_section(REPO_ROOT / "reports"))
     if args.check:
         if wanted != text:
-            print("README.md: the results block differs from reports/; run python -m flows.readme",
+            print("README.md: the results block differs from reports/; run python -m tokenskip_flows.readme",
                   file=sys.stderr)
             return 1
         return 0

@@ -1,5 +1,6 @@
-"""Pure helpers of the Prefect flow (flows/pipeline.py): which DVC stages to run, how to run
-``dvc repro <stage>`` as a streamed, time-limited subprocess, and what its output says.
+"""Pure helpers of the Prefect flow (flows/pipeline.py): which DVC stages to run (dvc.yaml's, in
+its order: the one list of the stages), how to run ``dvc repro <stage>`` as a streamed,
+time-limited subprocess, and what its output says.
 
 Nothing here imports Prefect or MLflow, so it is testable without a server.
 """
@@ -15,22 +16,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from tokenskip.core.errors import DETERMINISTIC_CODES, TokenSkipError
 
-CANONICAL_STAGES: tuple[str, ...] = (
-    "base-model",
-    "generate",
-    "prune",
-    "validate",
-    "finetune",
-    "evaluate",
-    "register",
-)
 TAIL_LINES = 30
 
 _RAN = re.compile(r"^Running stage '([^']+)'")
@@ -67,15 +59,6 @@ class StageFailed(Exception):
 
 
 @dataclass(frozen=True)
-class StagePlan:
-    """The stages the flow runs (canonical order), those not in dvc.yaml yet, and unknown ones."""
-
-    stages: list[str]
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class StageRun:
     """What one ``dvc repro <stage>`` did: its wall seconds and each stage's status."""
 
@@ -92,7 +75,8 @@ class StageRun:
 
 
 def read_dvc_stages(repo: Path) -> list[str]:
-    """The stage names declared in ``repo/dvc.yaml``, in file order."""
+    """The stage names declared in ``repo/dvc.yaml``, in file order: the stage graph's order
+    (tests/pipeline/test_dvc_pipeline.py checks that each stage depends on the one before it)."""
     path = Path(repo) / "dvc.yaml"
     if not path.is_file():
         raise TokenSkipError(f"{path}: not found (is {repo} the repository root?)")
@@ -106,23 +90,17 @@ def read_dvc_stages(repo: Path) -> list[str]:
     return list(stages)
 
 
-def plan_stages(available: Sequence[str], requested: Sequence[str] | None = None) -> StagePlan:
-    """Order the stages to run: canonical order first, then stages unknown to the flow.
+def plan_stages(available: Sequence[str], requested: Sequence[str] | None = None) -> list[str]:
+    """The stages to run, in the order of ``available`` (dvc.yaml's, :func:`read_dvc_stages`).
 
-    ``requested`` (None = all) limits the run; naming a stage that is neither canonical nor in
-    dvc.yaml is an error. Canonical stages missing from dvc.yaml are reported, not run.
+    ``requested`` (None = all) limits the run; naming a stage that is not in dvc.yaml is an error.
     """
-    wanted = list(CANONICAL_STAGES) + [s for s in available if s not in CANONICAL_STAGES]
+    known = list(available)
     if requested is not None:
-        unknown = [s for s in requested if s not in wanted]
+        unknown = [s for s in requested if s not in known]
         if unknown:
-            raise TokenSkipError(f"flow parameter stages: unknown stage(s) {unknown}; known: {wanted}")
-        wanted = [s for s in wanted if s in requested]
-    return StagePlan(
-        stages=[s for s in wanted if s in available],
-        missing=[s for s in wanted if s in CANONICAL_STAGES and s not in available],
-        extra=[s for s in wanted if s not in CANONICAL_STAGES],
-    )
+            raise TokenSkipError(f"flow parameter stages: unknown stage(s) {unknown}; known: {known}")
+    return [s for s in known if requested is None or s in requested]
 
 
 def parse_repro_output(lines: Sequence[str]) -> dict[str, str]:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import typer
 
-from flows import links
-from flows.support import resolve_tracking_uri, stage_env, tool_path
 from tokenskip.core.errors import ServiceError, TokenSkipError
+from tokenskip_flows import links
+from tokenskip_flows.support import resolve_tracking_uri, stage_env, tool_path
 
 
 @dataclass

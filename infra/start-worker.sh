@@ -2,7 +2,7 @@
 # Start a Prefect worker on a `process` work pool (created if missing) as a daemon.
 #
 #   infra/start-prefect.sh && infra/start-worker.sh
-#   python -m flows.deploy deploy --pool tokenskip-process   # the nightly deployment on this pool
+#   tokenskip deploy --pool tokenskip-process                # the nightly deployment on this pool
 #
 # API: PREFECT_API_URL from the environment (a shared Prefect server), else from
 # $TOKENSKIP_INFRA_DIR/env (written by start-prefect.sh). Pool: TOKENSKIP_WORK_POOL (default

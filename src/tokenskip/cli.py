@@ -4,8 +4,11 @@ experiment per pruning variant, compared) and ``ui`` (the MLflow and Prefect UIs
 
 Each stage lives in its own package (``tokenskip.<stage>.cli``) and imports only ``core/`` and
 itself. A run of one command imports only that command's module, so a stage's code is exactly
-``src/tokenskip/core`` + ``src/tokenskip/<stage>`` + this entry point: what its dvc.yaml deps list;
-``run``, ``deploy``, ``ablation`` and ``ui`` live in ``flows/`` and only they import Prefect.
+``src/tokenskip/core`` + ``src/tokenskip/<stage>`` + this entry point: what its dvc.yaml deps list.
+``run``, ``deploy``, ``ablation`` and ``ui`` are not the library's: they come from the entry-point
+group ``tokenskip.commands`` (pyproject.toml: the flows, package ``tokenskip_flows``), whose
+metadata is read without importing them; only the requested one is loaded, and only they import
+Prefect. The library never imports the flows.
 
 Exit codes: 0 success, 1 anything else, 2 bad input, 3 validation failed, 4 no version passed
 the gate when ``gates.require_champion`` asks for one (``tokenskip.core.errors.ExitCode``).
@@ -19,6 +22,7 @@ import sys
 from collections.abc import MutableMapping
 from enum import StrEnum
 from importlib import import_module
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import typer
@@ -36,14 +40,8 @@ STAGE_COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("tokenskip.evaluate.cli", "evaluate"),
     "register": ("tokenskip.register.cli", "register"),
 }
-# the commands around the stages (package ``flows``, installed with tokenskip)
-TOOL_COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("flows.commands", "run"),
-    "deploy": ("flows.commands", "deploy"),
-    "ablation": ("flows.commands", "ablation"),
-    "ui": ("flows.ui", "ui"),
-}
-COMMANDS = {**TOOL_COMMANDS, **STAGE_COMMANDS}
+# the commands around the stages: entry points of this group (installed by pyproject.toml)
+COMMAND_GROUP = "tokenskip.commands"
 
 # set by every entry point where the user has not set them: telemetry off for every tool; a
 # temporary Prefect API server may need long to start; `mlflow ui` without its job runner; and one
@@ -104,6 +102,25 @@ def _global_options(
         set_log_level(chosen)
 
 
+def tool_commands() -> dict[str, EntryPoint]:
+    """The commands around the stages, by name: the entry points of COMMAND_GROUP (read from the
+    installed metadata, nothing imported); a name that is also a stage command is left out."""
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP) if ep.name not in STAGE_COMMANDS}
+
+
+def command_names() -> list[str]:
+    """Every command: the tool commands first, then the stages in stage-graph order."""
+    return [*tool_commands(), *STAGE_COMMANDS]
+
+
+def load_command(name: str, tools: dict[str, EntryPoint] | None = None) -> Any:
+    """The function of command ``name``: a stage's from its own module, a tool's from its entry point."""
+    if name in STAGE_COMMANDS:
+        module, function = STAGE_COMMANDS[name]
+        return getattr(import_module(module), function)
+    return (tool_commands() if tools is None else tools)[name].load()
+
+
 def build_app(commands: list[str] | None = None) -> typer.Typer:
     """The Typer app with ``commands`` (default: all), importing only their modules."""
     app = typer.Typer(
@@ -113,9 +130,9 @@ def build_app(commands: list[str] | None = None) -> typer.Typer:
         add_completion=False,
     )
     app.callback()(_global_options)
-    for name in commands or list(COMMANDS):
-        module, function = COMMANDS[name]
-        app.command(name)(getattr(import_module(module), function))
+    tools = tool_commands()
+    for name in commands or [*tools, *STAGE_COMMANDS]:
+        app.command(name)(load_command(name, tools))
     return app
 
 
@@ -131,7 +148,7 @@ def requested_command(argv: list[str]) -> str | None:
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         i += 2 if argv[i] in GLOBAL_OPTIONS_WITH_VALUE else 1
-    return argv[i] if i < len(argv) and argv[i] in COMMANDS else None
+    return argv[i] if i < len(argv) and argv[i] in command_names() else None
 
 
 def main() -> None:

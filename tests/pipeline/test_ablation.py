@@ -1,4 +1,4 @@
-"""`tokenskip ablation` (``python -m flows.ablation``) on a copy of the smoke run: two variants
+"""`tokenskip ablation` (``python -m tokenskip ablation``) on a copy of the smoke run: two variants
 (self-information, random) at one ratio as DVC experiments through evaluate, against a real
 Prefect API server and the smoke run's MLflow server. The report's shape, the plot, the MLflow
 parent run and the Prefect table; params.yaml and dvc.lock as before; no registry alias moved."""
@@ -62,7 +62,7 @@ def test_ablation_runs_one_experiment_per_variant_and_moves_nothing(
     champion_before = champion(uri, name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **clone_env(work),
            **prefect_api, "MLFLOW_TRACKING_URI": uri}
-    cmd = [sys.executable, "-m", "flows.ablation", "--repo", str(work), "--ratio", "0.6", "--no-baselines",
+    cmd = [sys.executable, "-m", "tokenskip", "ablation", "--repo", str(work), "--ratio", "0.6", "--no-baselines",
            *[arg for v in VARIANTS for arg in ("--variant", v)]]
     started = time.monotonic()
     done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)

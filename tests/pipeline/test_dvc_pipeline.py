@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from flows.support import CANONICAL_STAGES
 from tests.pipeline.flow_helpers import DVC, run
+from tokenskip.cli import STAGE_COMMANDS
+from tokenskip_flows.support import read_dvc_stages
 
 
 def _dvc(repo_root: Path) -> dict:
@@ -26,12 +27,14 @@ def _entries(items: list) -> list[tuple[str, dict]]:
     return out
 
 
-def test_stages_are_canonical_and_run_their_own_command(repo_root: Path) -> None:
+def test_stages_are_stage_commands_in_their_order_and_run_their_own_command(repo_root: Path) -> None:
     from tokenskip.cli import app
 
+    stages = _dvc(repo_root)
+    assert list(stages) == [name for name in STAGE_COMMANDS if name in stages]  # dvc.yaml order = the CLI's
     commands = {c.name for c in app.registered_commands}
-    for name, stage in _dvc(repo_root).items():
-        assert name in CANONICAL_STAGES, name
+    for name, stage in stages.items():
+        assert name in STAGE_COMMANDS, name
         assert stage["cmd"].startswith(f"tokenskip {name} "), stage["cmd"]
         assert f"--report reports/{name}.json" in stage["cmd"]
         assert name in commands, f"dvc.yaml stage {name} has no `tokenskip {name}` command"
@@ -73,10 +76,11 @@ def test_dvc_plots_draw_one_series_per_method_with_error_bars(repo_root: Path) -
     assert {"tokenskip", "truncation", "original", "be_concise"} <= methods
 
 
-def test_dvc_dag_is_the_stage_chain(repo_root: Path) -> None:
+def test_dvc_dag_is_the_stage_chain_in_dvc_yaml_order(repo_root: Path) -> None:
+    """The flow runs the stages in dvc.yaml's order (read_dvc_stages): DVC's graph is that chain."""
     dot = run([DVC, "dag", "--dot"], repo_root).stdout
     edges = set(re.findall(r'"([\w.-]+)"\s*->\s*"([\w.-]+)"', dot))
-    present = [s for s in CANONICAL_STAGES if s in _dvc(repo_root)]
+    present = read_dvc_stages(repo_root)
     for upstream, downstream in zip(present, present[1:], strict=False):
         assert (upstream, downstream) in edges, f"no edge {upstream} -> {downstream} in {sorted(edges)}"
 

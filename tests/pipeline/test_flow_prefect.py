@@ -1,4 +1,4 @@
-"""The flow against a real Prefect API server, run as users run it (`python -m flows.pipeline`):
+"""The flow against a real Prefect API server, run as users run it (`tokenskip run`):
 order, retries, failures, MLflow parent run, artifacts and the printed champion, on toy DVC
 repositories whose stages are tiny scripts."""
 
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def run_flow(repo_root: Path, toy: Path, api: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m flows.pipeline --repo toy` against the fixture's server."""
+    """`tokenskip run --repo toy` (``python -m tokenskip``) against the fixture's server."""
     env = {**os.environ, **api}
-    cmd = [sys.executable, "-m", "flows.pipeline", "--repo", str(toy)]
+    cmd = [sys.executable, "-m", "tokenskip", "run", "--repo", str(toy)]
     return subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -51,7 +51,7 @@ def test_flow_runs_stages_in_order_retries_crashes_prints_the_champion_and_stops
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     done = run_flow(repo_root, toy, {**prefect_api, "MLFLOW_TRACKING_URI": uri})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "not in dvc.yaml yet, skipped: generate, prune, finetune" in done.stderr
+    assert "stages to run: base-model, validate, evaluate, register" in done.stderr  # dvc.yaml's
     assert done.stdout.rstrip().endswith("Champion: toy version 1 (ratio 0.5)")
     assert "| tokenskip | g=0.5 | 0.5 | 5 |" in done.stdout
     assert (toy / "calls_evaluate.txt").read_text() == "2"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.reports import (
+from tokenskip.core.errors import TokenSkipError
+from tokenskip_flows.reports import (
     champion_line,
     champion_of,
     evaluation_markdown,
@@ -16,7 +17,6 @@ from flows.reports import (
     read_report,
     validation_markdown,
 )
-from tokenskip.core.errors import TokenSkipError
 
 EVALUATE = {
     "n_test": 500,

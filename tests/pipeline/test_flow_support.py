@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.support import (
-    CANONICAL_STAGES,
+from tests.pipeline.flow_helpers import make_toy_repo
+from tokenskip.cli import STAGE_COMMANDS
+from tokenskip.core.errors import TokenSkipError
+from tokenskip_flows.support import (
     StageFailed,
     parse_repro_output,
     plan_stages,
@@ -21,28 +23,28 @@ from flows.support import (
     stage_env,
     stage_exit_code,
 )
-from tests.pipeline.flow_helpers import make_toy_repo
-from tokenskip.core.errors import TokenSkipError
 
 
-def test_plan_runs_canonical_order_and_reports_missing_stages() -> None:
-    plan = plan_stages(["prune", "base-model", "generate"])
-    assert plan.stages == ["base-model", "generate", "prune"]
-    assert plan.missing == ["validate", "finetune", "evaluate", "register"]
-    assert plan.extra == []
-
-
-def test_plan_runs_unknown_stages_last_and_limits_to_requested() -> None:
-    assert plan_stages(["export", "register", "base-model"]).stages == ["base-model", "register", "export"]
-    assert plan_stages(list(CANONICAL_STAGES), ["register", "prune"]).stages == ["prune", "register"]
+def test_plan_runs_the_stages_in_dvc_yaml_order_and_limits_to_requested() -> None:
+    assert plan_stages(["base-model", "export", "register"]) == ["base-model", "export", "register"]
+    assert plan_stages(["base-model", "prune", "register"], ["register", "prune"]) == ["prune", "register"]
     with pytest.raises(TokenSkipError, match="unknown stage"):
-        plan_stages(list(CANONICAL_STAGES), ["pruning"])
+        plan_stages(["base-model", "prune"], ["pruning"])
+    with pytest.raises(TokenSkipError, match="unknown stage"):  # a stage this dvc.yaml does not have
+        plan_stages(["base-model", "prune"], ["register"])
 
 
-def test_read_dvc_stages_of_this_repository(repo_root: Path) -> None:
+def test_read_dvc_stages_of_this_repository_follows_the_stage_commands(repo_root: Path) -> None:
     stages = read_dvc_stages(repo_root)
-    assert stages[0] == "base-model"
-    assert set(stages) <= set(CANONICAL_STAGES)
+    assert stages[0] == "base-model" and stages[-1] == "register"
+    assert stages == [name for name in STAGE_COMMANDS if name in stages]  # the CLI lists them in that order
+
+
+def test_read_dvc_stages_of_a_toy_repository_in_file_order(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text("stages:\n  b:\n    cmd: x\n  a:\n    cmd: y\n")
+    assert read_dvc_stages(tmp_path) == ["b", "a"]
+    with pytest.raises(TokenSkipError, match="not found"):
+        read_dvc_stages(tmp_path / "missing")
 
 
 def test_parse_repro_output_statuses() -> None:

@@ -1,11 +1,11 @@
-"""The ablation's comparison (flows/ablation_stats.py): variants' overrides, matched-ratio
+"""The ablation's comparison (src/tokenskip/evaluate/ablation.py): variants' overrides, matched-ratio
 interpolation and the paired difference against self-information, on made-up evaluations."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows import ablation_stats as ab
+from tokenskip.evaluate import ablation as ab
 from tokenskip.evaluate.statistics import BootstrapSettings
 
 

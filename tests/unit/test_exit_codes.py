@@ -99,6 +99,6 @@ def test_entry_points_switch_telemetry_off_and_pass_the_log_level_on(tmp_path: P
     seen = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert {k: seen[k] for k in ENV_DEFAULTS} == ENV_DEFAULTS
     assert seen["TOKENSKIP_LOG_LEVEL"] == "debug" and seen["PREFECT_LOGGING_LEVEL"] == "DEBUG"
-    flows = subprocess.run([sys.executable, "-c", "import os, flows; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"],
+    flows = subprocess.run([sys.executable, "-c", "import os, tokenskip_flows; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"],
                            cwd=tmp_path, capture_output=True, text=True, env=base)
     assert flows.stdout.strip() == "true"

@@ -2,21 +2,21 @@
 
 from pathlib import Path
 
-from flows.readme import BEGIN, END, render, results_section
+from tokenskip_flows.readme import BEGIN, END, render, results_section
 
 
 def test_readme_results_block_matches_the_committed_reports(repo_root: Path) -> None:
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
     assert BEGIN in readme and END in readme
     assert render(readme, results_section(repo_root / "reports")) == readme, (
-        "README results differ from reports/: run `.venv/bin/python -m flows.readme`")
+        "README results differ from reports/: run `.venv/bin/python -m tokenskip_flows.readme`")
 
 
 def test_readme_champion_line_never_passes_off_an_earlier_runs_alias(repo_root: Path, tmp_path: Path) -> None:
     import json
     import shutil
 
-    from flows.reports import champion_line, champion_of
+    from tokenskip_flows.reports import champion_line, champion_of
 
     shutil.copy(repo_root / "reports" / "evaluate.json", tmp_path / "evaluate.json")
     register = json.loads((repo_root / "reports" / "register.json").read_text(encoding="utf-8"))
