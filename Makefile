@@ -54,7 +54,7 @@ test: data
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests flows bench
+	$(BIN)/ruff check src tests flows bench experiments
 
 # mutation score of the pure core (answers, prompts, io, gate, samples, pruning) against its unit
 # tests, with mutmut 3 in a scratch copy (settings: tests/mutation.cfg); not part of `make test`.

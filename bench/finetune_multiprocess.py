@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import yaml
+from tiny_inputs import synthetic_problems, train_tiny_base
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the tiny test models
 from tokenskip.core.params import DEFAULT_INSTRUCTION, load_params
 
 
 def write_samples(base: Path, path: Path, count: int) -> None:
     """Sample records shaped like prune's: prompt at ratio g, completion cut to about g of the words."""
-    from tests.fixtures.tiny_models import synthetic_problems
     from tokenskip.core.hf import load_tokenizer
     from tokenskip.core.prompts import build_prompt, format_completion
 
@@ -76,10 +75,7 @@ def main() -> None:
         tmp = Path(name)
         base = args.base
         if base is None:
-            from tests.fixtures.tiny_models import train_tiny
-
-            base = tmp / "base"
-            train_tiny(str(base), DEFAULT_INSTRUCTION)
+            base = train_tiny_base(tmp / "base", DEFAULT_INSTRUCTION)
         write_samples(base, tmp / "samples.jsonl", args.n)
         runs: dict[int, list[dict]] = {1: [], args.processes: []}
         for _ in range(args.repeats):

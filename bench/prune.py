@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the tiny test models
 import numpy as np
 
-from tests.fixtures.tiny_models import build_tiny_token_classifier
 from tokenskip.prune.pruning import forced_mask, prune_to_ratio, split_words
 from tokenskip.prune.scorers import LLMLingua2Scorer, load_token_classifier
 
@@ -44,6 +46,36 @@ def load_texts(n: int) -> list[str]:
             return texts[:n]
     rows = Path("data/synthetic/train.jsonl").read_text(encoding="utf-8").splitlines()[:n]
     return [json.loads(r)["answer"].rsplit("####", 1)[0].strip() for r in rows]
+
+
+def build_token_classifier(folder: Path, texts: Sequence[str], vocab_size: int = 2000) -> None:
+    """Save a random 2-label ``XLMRobertaForTokenClassification`` (hidden 64, 2 layers) to ``folder``
+    with an ``XLMRobertaTokenizer`` whose Unigram pieces are the texts' most frequent words
+    (``▁word`` after a space, as SentencePiece writes them) and every character seen."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification, XLMRobertaTokenizer
+
+    counts: Counter[str] = Counter()
+    chars = {"▁"}
+    for text in texts:
+        for match in re.finditer(r"\w+|[^\w\s]", text):
+            spaced = match.start() == 0 or text[match.start() - 1].isspace()
+            counts[("▁" if spaced else "") + match.group()] += 1
+            chars.update(match.group())
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..4
+    frequent = [piece for piece, _ in counts.most_common(max(vocab_size - len(specials) - len(chars), 0))]
+    total = sum(counts.values()) + len(chars)
+    vocab = [(piece, 0.0) for piece in specials] + [(p, math.log(counts[p] / total)) for p in frequent]
+    vocab += [(ch, math.log(0.5 / total)) for ch in sorted(chars - set(frequent))]
+    tokenizer = XLMRobertaTokenizer(vocab=vocab)
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=128, max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, num_labels=2,
+    )
+    XLMRobertaForTokenClassification(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def import_llmlingua(tokenizer):
@@ -90,7 +122,7 @@ def main() -> None:
     texts = load_texts(args.n)
     folder = OUT / "xlm-roberta-large-tiny"
     if not (folder / "config.json").is_file():
-        build_tiny_token_classifier(folder, texts, vocab_size=2000, hidden_size=64, num_layers=2)
+        build_token_classifier(folder, texts)
     model, tokenizer = load_token_classifier(str(folder), "cpu")
 
     started = time.perf_counter()

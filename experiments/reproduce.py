@@ -1,7 +1,7 @@
 """Does a fresh clone reproduce the committed results? Clone, run every stage, compare.
 
 The reproducibility contract (README): bitwise on one machine; every headline metric within
-+-0.02 accuracy and +-0.01 actual ratio is the tolerance this bench judges a clone by (a clone on
++-0.02 accuracy and +-0.01 actual ratio is the tolerance this experiment judges a clone by (a clone on
 a CPU with another capability, AVX2 against AVX512, missed it: README). It checks: ``git clone`` of the
 committed HEAD into a temporary folder, ``dvc pull`` of the data, ``dvc repro`` of every stage
 (the clone's own code, its own MLflow store), then every headline metric of the clone's reports

@@ -40,7 +40,7 @@ PER_SEED_SLACK = 0.02
 def run_seed(seed: int, clone: Path, keep: Path | None = None) -> dict[str, Any]:
     """Clone HEAD, set the seeds, ``dvc repro evaluate``; return the seed's figures.
 
-    ``keep``: copy the seed's reports there (``seed-N/``), e.g. for ``bench/seeds.py --reuse``.
+    ``keep``: copy the seed's reports there (``seed-N/``), e.g. for ``experiments/seeds.py --reuse``.
     """
     env = clone_head(clone, share_cache=True)
     params_file = clone / "params.yaml"

@@ -33,11 +33,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_ACCURACY = 0.90
 TARGET_TRAIN_S = 360.0
-BEGIN, END = "<!-- seeds:begin (python bench/seeds.py --readme) -->", "<!-- seeds:end -->"
+BEGIN, END = "<!-- seeds:begin (python experiments/seeds.py --readme) -->", "<!-- seeds:end -->"
 
 
 def report_figures(report: Path) -> dict[str, Any]:
-    """The bench's figures from one base-model report."""
+    """The experiment's figures from one base-model report."""
     figures = json.loads(report.read_text(encoding="utf-8"))
     return {key: figures[key] for key in ("accuracy", "train_seconds", "steps", "final_loss", "stopped_by")}
 

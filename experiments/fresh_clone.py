@@ -1,8 +1,8 @@
-"""A fresh clone of the committed HEAD, ready for ``dvc repro`` (shared by the clone benches).
+"""A fresh clone of the committed HEAD, ready for ``dvc repro`` (shared by the clone experiments).
 
-``bench/reproduce.py`` and ``bench/quality.py`` both run the pipeline in a temporary clone with the
-clone's own code: the venv's ``dvc`` and ``tokenskip`` first on PATH, the clone's ``src`` on
-PYTHONPATH, the hub offline, and the data pulled from this repo's DVC remote.
+``experiments/reproduce.py`` and ``experiments/quality.py`` both run the pipeline in a temporary
+clone with the clone's own code: the venv's ``dvc`` and ``tokenskip`` first on PATH, the clone's
+``src`` on PYTHONPATH, the hub offline, and the data pulled from this repo's DVC remote.
 """
 
 from __future__ import annotations
