@@ -284,7 +284,7 @@ def run_finetune(
     distributed = describe()
     if main:
         model.config.use_cache = use_cache
-        model.config._attn_implementation = attention
+        model.set_attn_implementation(attention)
         _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
     barrier()
