@@ -40,7 +40,6 @@ from tokenskip.evaluate import ablation as ab
 from tokenskip.evaluate.statistics import BootstrapSettings
 from tokenskip_flows.support import (
     StageFailed,
-    resolve_tracking_uri,
     run_streaming,
     stage_env,
     stage_exit_code,
@@ -148,10 +147,11 @@ def _log_parent(params: Params, repo: Path, files: Sequence[Path], rows: list[di
     """An MLflow parent run (tag tokenskip.role=ablation) with the report, plot and accuracies."""
     from mlflow.entities import Metric
 
-    from tokenskip.register.tracking import Retry, connect
+    from tokenskip.tracking.retries import Retry
+    from tokenskip.tracking.store import connect, resolve_uri
 
     cfg = params.mlflow
-    uri = resolve_tracking_uri(cfg.tracking_uri, repo, os.environ)
+    uri = resolve_uri(cfg.tracking_uri, repo, os.environ)
     retry = Retry(cfg.retries, cfg.retry_backoff_s)
     tracking = connect(uri, cfg.experiment, str(repo / cfg.artifact_location), retry)
     client = tracking.client

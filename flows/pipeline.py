@@ -26,7 +26,9 @@ from prefect.tasks import exponential_backoff
 
 from tokenskip.core.errors import ExitCode, TokenSkipError, exit_code_of
 from tokenskip.core.params import Params, load_params
-from tokenskip.register.tracking import PARENT_RUN_ENV, Retry, connect
+from tokenskip.tracking.names import PARENT_RUN_ENV
+from tokenskip.tracking.retries import Retry
+from tokenskip.tracking.store import connect, resolve_uri
 from tokenskip_flows import links
 from tokenskip_flows import reports as fr
 from tokenskip_flows.support import (
@@ -35,7 +37,6 @@ from tokenskip_flows.support import (
     check_overrides,
     plan_stages,
     read_dvc_stages,
-    resolve_tracking_uri,
     run_dvc_repro,
     stage_env,
 )
@@ -96,7 +97,7 @@ def _parent_run(
 ) -> Iterator[tuple[Any, Any]]:
     """Open the MLflow parent run of this pipeline run (FAILED if the block raises).
 
-    Connects like the register stage does (:func:`tokenskip.register.tracking.connect`, with its
+    Connects like the register stage does (:func:`tokenskip.tracking.store.connect`, with its
     retries). Yields (client, run); the stages nest their runs under it via
     ``TOKENSKIP_PARENT_RUN_ID``. Overrides are logged as params ``override.<key>``.
     """
@@ -187,7 +188,7 @@ def tokenskip_pipeline(
     params = load_params(repo / "params.yaml")
     plan = plan_stages(read_dvc_stages(repo), stages)
     logger.info("repository %s; stages to run: %s", repo, ", ".join(plan))
-    tracking_uri = resolve_tracking_uri(params.mlflow.tracking_uri, repo, os.environ)
+    tracking_uri = resolve_uri(params.mlflow.tracking_uri, repo, os.environ)
     with _parent_run(params, repo, tracking_uri, overrides) as (client, parent):
         parent_id = parent.info.run_id
         mlflow_ui = links.mlflow_ui_base(tracking_uri, os.environ)

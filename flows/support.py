@@ -173,17 +173,6 @@ def stage_env(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, st
     return env
 
 
-def resolve_tracking_uri(configured: str, repo: Path, env: Mapping[str, str]) -> str:
-    """MLFLOW_TRACKING_URI if set, else params' URI; a relative sqlite/file path is made
-    absolute against the repository so the flow and the stages open the same store."""
-    uri = env.get("MLFLOW_TRACKING_URI") or configured
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str((Path(repo) / uri[len("sqlite:///") :]).resolve())
-    if "://" not in uri:
-        return (Path(repo) / uri).resolve().as_uri()
-    return uri
-
-
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)

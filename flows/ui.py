@@ -21,8 +21,9 @@ from pathlib import Path
 import typer
 
 from tokenskip.core.errors import ServiceError, TokenSkipError
+from tokenskip.tracking.store import resolve_uri
 from tokenskip_flows import links
-from tokenskip_flows.support import resolve_tracking_uri, stage_env, tool_path
+from tokenskip_flows.support import stage_env, tool_path
 
 
 @dataclass
@@ -117,7 +118,7 @@ def ui(
 
     root = repo.resolve()
     params = load_params(root / "params.yaml")
-    tracking = resolve_tracking_uri(params.mlflow.tracking_uri, root, os.environ)
+    tracking = resolve_uri(params.mlflow.tracking_uri, root, os.environ)
     host = links.HOST
     check_port_free(host, mlflow_port, "--mlflow-port")
     check_port_free(host, prefect_port, "--prefect-port")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tokenskip.register.breakdown_metrics import breakdown_figures
+from tokenskip.register.runs import breakdown_figures
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "math_fixture.jsonl"
 FIGURES = {"n", "accuracy", "mean_cot_tokens", "actual_ratio"}

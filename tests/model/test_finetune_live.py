@@ -16,7 +16,7 @@ from tests.model.ft_samples import write_samples
 def test_trainer_logs_live_curves_into_the_flows_finetune_run(tiny_model_dir: Path, tmp_path: Path) -> None:
     from mlflow import MlflowClient
     from tokenskip.core.hf import load_tokenizer
-    from tokenskip.core.mlflow_names import CHILD_TAG, PARENT_TAG
+    from tokenskip.tracking.names import CHILD_TAG, PARENT_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

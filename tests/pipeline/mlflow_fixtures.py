@@ -184,7 +184,8 @@ def run_register(root: Path) -> dict:
 
 def run_register_with(root: Path, params: Any) -> dict:
     """``tokenskip register`` in-process on the workspace with these params; returns register.json."""
-    from tokenskip.register.registration import RegisterInputs, register
+    from tokenskip.register.inputs import RegisterInputs
+    from tokenskip.register.registration import register
 
     params_path = root / "params.yaml"
     inputs = RegisterInputs(

@@ -17,7 +17,6 @@ from tokenskip_flows.support import (
     parse_repro_output,
     plan_stages,
     read_dvc_stages,
-    resolve_tracking_uri,
     run_dvc_repro,
     run_streaming,
     stage_env,
@@ -110,13 +109,3 @@ def test_stage_env_puts_this_venv_first() -> None:
     env = stage_env({"PATH": "/usr/bin"}, {"X": "1"})
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["X"] == "1" and env["DVC_NO_ANALYTICS"] == "1"
-
-
-def test_tracking_uri_is_absolute_against_the_repository(tmp_path: Path) -> None:
-    assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, {}) == (
-        f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
-    )
-    assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path, {}) == "sqlite:////abs/m.db"
-    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
-    assert resolve_tracking_uri("sqlite:///mlflow/mlflow.db", tmp_path, env) == "http://127.0.0.1:5000"
-    assert resolve_tracking_uri("mlruns", tmp_path, {}) == (tmp_path / "mlruns").resolve().as_uri()

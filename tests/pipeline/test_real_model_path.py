@@ -64,7 +64,7 @@ def test_every_stage_ran_the_real_model_path(smoke_run: dict) -> None:
 def test_versions_reference_one_logged_copy_of_the_local_base(smoke_run: dict, tmp_path: Path) -> None:
     import mlflow
     from mlflow import MlflowClient
-    from tokenskip.register.tracking import globally
+    from tokenskip.tracking.store import globally
 
     client = MlflowClient(smoke_run["uri"])
     name = smoke_run["reports"]["register"]["registered_model"]

@@ -121,7 +121,7 @@ def test_adapter_only_model_is_packaged_with_its_base(
     import mlflow
     from tokenskip.core.hf import load_causal_lm
     from tokenskip.register.pyfunc_model import INPUT_EXAMPLE, log_pyfunc
-    from tokenskip.register.tracking import globally
+    from tokenskip.tracking.store import globally
 
     base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
     adapter = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear"))

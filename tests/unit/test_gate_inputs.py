@@ -1,15 +1,15 @@
-"""What the gate is fed: evaluate.json checks, registry names, retry/backoff of tracking calls."""
+"""What the gate is fed: evaluate.json and finetune.json checks, registry names, the served
+model's requirements. (Retries of tracking calls: tests/unit/test_tracking.py.)"""
 
-import os
+from pathlib import Path
 
 import pytest
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.prompts import ratio_key
-from tokenskip.register.inputs import ratio_results
-from tokenskip.register.registration import flatten
+from tokenskip.register.inputs import loss_curve, paired_results, ratio_results
 from tokenskip.register.registry import registered_model_name
-from tokenskip.register.tracking import Retry, is_transient, with_retries
+from tokenskip.register.runs import breakdown_figures, flatten
 
 ROW = {
     "accuracy": 0.8,
@@ -72,59 +72,6 @@ def test_ratio_key_and_flatten() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": "[1, 2]", "d": None}
 
 
-def test_with_retries_backs_off_then_succeeds() -> None:
-    waits: list[float] = []
-    calls = iter([ConnectionError("refused"), ConnectionError("refused"), "ok"])
-
-    def action() -> str:
-        result = next(calls)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    assert with_retries(action, "get run", Retry(4, 0.5), "http://x", sleep=waits.append) == "ok"
-    assert waits == [0.5, 1.0]
-
-
-def test_with_retries_gives_up_with_one_line() -> None:
-    waits: list[float] = []
-
-    def down() -> None:
-        raise Exception("API request to http://x/api failed with exception Max retries exceeded\nmore")
-
-    with pytest.raises(TokenSkipError) as info:
-        with_retries(down, "log model", Retry(3, 1.0), "http://x", sleep=waits.append)
-    assert waits == [1.0, 2.0]
-    message = str(info.value)
-    assert message.startswith("MLflow tracking at http://x unreachable: log model failed after 3 attempt(s)")
-    assert "\n" not in message
-
-
-def test_with_retries_does_not_retry_real_errors() -> None:
-    waits: list[float] = []
-
-    def bad() -> None:
-        raise ValueError("RESOURCE_DOES_NOT_EXIST: no such run")
-
-    with pytest.raises(ValueError):
-        with_retries(bad, "get run", Retry(3, 1.0), "http://x", sleep=waits.append)
-    assert waits == [] and not is_transient(ValueError("INVALID_PARAMETER_VALUE"))
-
-
-def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """mlflow.set_tracking_uri(None) unsets MLFLOW_TRACKING_URI: the stage must leave it as it was."""
-    import mlflow
-    from tokenskip.register.tracking import globally
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    inner = f"sqlite:///{tmp_path}/x.db"
-    with globally(inner):
-        assert mlflow.get_tracking_uri() == inner and mlflow.get_registry_uri() == inner
-    assert mlflow.get_tracking_uri() == "http://127.0.0.1:1"
-    assert "MLFLOW_REGISTRY_URI" not in os.environ
-
-
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -153,3 +100,79 @@ def test_gate_and_mlflow_params_out_of_range_are_rejected(raw: dict, expected: s
     with pytest.raises(TokenSkipError) as info:
         parse_params(raw, "p.yaml")
     assert str(info.value).startswith(f"p.yaml: {expected}")
+
+
+PAIRED = {"accuracy_drop": 0.01, "accuracy_drop_ci": [0.0, 0.02], "token_reduction": 0.4,
+          "token_reduction_ci": [0.39, 0.41], "mcnemar_p": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("paired", "message"),
+    [
+        (None, "e.json: ratios.0.5.paired: missing (re-run evaluate)"),
+        ({"original": {"accuracy_drop": 0.01}},
+         "e.json: ratios.0.5.paired.original: needs accuracy_drop, accuracy_drop_ci, token_reduction, "
+         "token_reduction_ci, mcnemar_p"),
+        ({"g1": {**PAIRED, "accuracy_drop_ci": [0.0]}},
+         "e.json: ratios.0.5.paired.g1.accuracy_drop_ci: not an interval [low, high] ([0.0])"),
+        ({"g1": {**PAIRED, "token_reduction_ci": [0.1, "x"]}},
+         "e.json: ratios.0.5.paired.g1.token_reduction_ci: not a number ('x')"),
+        ({"original": {**PAIRED, "mcnemar_p": True}}, "e.json: ratios.0.5.paired.original.mcnemar_p: not a number (True)"),
+    ],
+)
+def test_paired_results_errors_name_ratio_reference_and_field(paired: object, message: str) -> None:
+    report = {"ratios": {"1.0": {**ROW, "paired": {"original": PAIRED}}, "0.5": {**ROW, "paired": paired}}}
+    with pytest.raises(TokenSkipError) as info:
+        paired_results(report, [0.5], "e.json")
+    assert str(info.value) == message
+
+
+def test_paired_results_reads_every_known_reference() -> None:
+    report = {"ratios": {"1.0": {**ROW, "paired": {"original": PAIRED}},
+                         "0.5": {**ROW, "paired": {"original": PAIRED, "g1": PAIRED, "other": 1}}}}
+    paired = paired_results(report, [0.5], "e.json")
+    assert sorted(paired[0.5]) == ["g1", "original"]
+    assert paired[0.5]["g1"].accuracy_drop_ci == (0.0, 0.02) and paired[1.0]["original"].mcnemar_p == 0.5
+
+
+def test_ratio_results_rows_keep_their_shape() -> None:
+    rows = ratio_results({"ratios": {"1.0": {**ROW, "accuracy_ci": [0.7, 0.9], "extra": 1}, "0.5": ROW}},
+                         [0.5], "e.json")
+    assert rows[1.0] == {"accuracy": 0.8, "mean_cot_tokens": 100.0, "actual_ratio": 1.0, "latency_s": 0.5,
+                         "throughput_tok_s": 200.0, "accuracy_ci": [0.7, 0.9]}
+    assert "accuracy_ci" not in rows[0.5]
+    with pytest.raises(TokenSkipError) as info:
+        ratio_results({"ratios": {"1.0": {**ROW, "accuracy_ci": "wide"}, "0.5": ROW}}, [0.5], "e.json")
+    assert str(info.value) == "e.json: ratios.1.0.accuracy_ci: not an interval [low, high] ('wide')"
+
+
+def test_loss_curve_reads_points_and_names_a_bad_one() -> None:
+    source = Path("reports/finetune.json")
+    assert loss_curve({"loss_history": [{"step": 1, "loss": 2.5}, {"step": 2.0, "loss": 2}]}, source) == [
+        (1, 2.5), (2, 2.0)]
+    assert loss_curve({}, source) == [] and loss_curve({"loss_history": None}, source) == []
+    for bad in ({"step": 1}, {"step": "1", "loss": 1.0}, 3):
+        with pytest.raises(TokenSkipError) as info:
+            loss_curve({"loss_history": [{"step": 0, "loss": 1.0}, bad]}, source)
+        assert str(info.value) == "reports/finetune.json: loss_history.1: needs numeric 'step' and 'loss'"
+
+
+def test_breakdown_figures_are_metric_names() -> None:
+    row = {"accuracy": 0.5, "breakdown": {"level": {"5": {"accuracy": 0.25, "n": 4}},
+                                          "subject": {"Counting & Probability": {"accuracy": 1.0, "ids": [1]}}}}
+    assert breakdown_figures(row) == {"level.5.accuracy": 0.25, "level.5.n": 4,
+                                      "subject.Counting _ Probability.accuracy": 1.0}
+    assert breakdown_figures({"accuracy": 0.5}) == {}
+
+
+def test_served_model_pins_carry_no_local_version_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local label (+cpu, +cu124) names a build no other host's index has: pins drop it."""
+    import importlib.metadata
+
+    from tokenskip.register.pyfunc_model import _requirements, requirement_pin
+
+    assert requirement_pin("torch", "2.13.0+cpu") == "torch==2.13.0"
+    assert requirement_pin("mlflow", "3.17.2") == "mlflow==3.17.2"
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.13.0+cu124" if name == "torch" else "1.0")
+    pins = _requirements()
+    assert "torch==2.13.0" in pins and all("+" not in pin for pin in pins)

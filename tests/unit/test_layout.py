@@ -1,5 +1,7 @@
-"""The layout is the stage graph: each stage package imports only ``core/`` and itself, nothing
-forms an import cycle, and each DVC stage's deps hold every module its command can import.
+"""The layout is the stage graph: ``core/`` and ``tracking/`` (the MLflow layer) are shared layers,
+``core`` imports only itself, ``tracking`` only ``core`` and itself, each stage package only the
+shared layers and itself; nothing forms an import cycle; and each DVC stage's source deps are
+exactly the modules its command can import (every one covered, no folder it never imports).
 
 Imports are read from the source (AST), including the ones inside functions, which is where the
 stages import torch, transformers and their own heavy modules.
@@ -21,6 +23,7 @@ PACKAGE = SRC / "tokenskip"
 STAGES = sorted({module.split(".")[1] for module, _ in STAGE_COMMANDS.values()})
 ENTRY = ("tokenskip", "tokenskip.cli")  # the entry point every stage command runs through
 ENTRY_POINTS = {*ENTRY, "tokenskip.__main__"}  # may import any stage
+SHARED = {"core": {"core"}, "tracking": {"core", "tracking"}}  # layer -> what it may import
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -66,7 +69,8 @@ def import_closure(start: list[str], known: dict[str, Path]) -> set[str]:
 
 
 def contract_violations(root: Path) -> list[str]:
-    """Imports that break the contract: core imports only core; a stage only core and itself."""
+    """Imports that break the contract: a shared layer imports only what :data:`SHARED` allows; a
+    stage only the shared layers and itself."""
     known = module_files(root)
     problems = []
     for module, path in known.items():
@@ -74,7 +78,7 @@ def contract_violations(root: Path) -> list[str]:
         if len(parts) < 2 or module in ENTRY_POINTS:
             continue
         owner = parts[1]
-        allowed = {"core"} if owner == "core" else {"core", owner}
+        allowed = SHARED.get(owner, {*SHARED, owner})
         for target in imported_modules(path, known):
             target_parts = target.split(".")
             if target == "tokenskip" or target_parts[1] not in allowed:
@@ -127,7 +131,22 @@ def undeclared_modules(root: Path, dvc_yaml: Path) -> dict[str, list[str]]:
     return missing
 
 
-def test_each_stage_imports_only_core_and_itself() -> None:
+def superfluous_deps(root: Path, dvc_yaml: Path) -> dict[str, list[str]]:
+    """Per DVC stage: source deps (under ``src/``) holding no module its command can import."""
+    known = module_files(root)
+    repo = dvc_yaml.parent
+    extra: dict[str, list[str]] = {}
+    for stage, spec in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+        module, _ = STAGE_COMMANDS[command_of(spec["cmd"])]
+        files = [known[m].resolve() for m in import_closure([*ENTRY, module], known)]
+        for dep in spec.get("deps", []):
+            path = (repo / dep).resolve()
+            if dep.startswith("src/") and not any(f == path or path in f.parents for f in files):
+                extra.setdefault(stage, []).append(dep)
+    return extra
+
+
+def test_each_stage_imports_only_the_shared_layers_and_itself() -> None:
     assert contract_violations(SRC) == []
 
 
@@ -137,6 +156,13 @@ def test_no_import_cycles() -> None:
 
 def test_dvc_deps_cover_every_module_a_stage_command_imports(repo_root: Path) -> None:
     assert undeclared_modules(SRC, repo_root / "dvc.yaml") == {}
+
+
+def test_only_stages_that_import_a_shared_layer_list_it(repo_root: Path) -> None:
+    assert superfluous_deps(SRC, repo_root / "dvc.yaml") == {}
+    tracking = {stage for stage, spec in yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"].items()
+                if "src/tokenskip/tracking" in spec.get("deps", [])}
+    assert tracking == {"finetune", "register"}
 
 
 def test_every_stage_has_a_package_with_a_thin_cli() -> None:
@@ -167,3 +193,22 @@ def test_the_checks_catch_a_cross_stage_import_a_cycle_and_a_missing_dep(broken_
     answers = src / "tokenskip" / "core" / "answers.py"
     answers.write_text(answers.read_text() + "\n\ndef _late2():\n    from tokenskip.core.io import read_json\n")
     assert any({"tokenskip.core.io", "tokenskip.core.answers"} <= set(c) for c in import_cycles(src))
+
+
+def test_the_checks_catch_a_tracking_import_without_its_dep_and_a_layer_importing_a_stage(
+    broken_copy: Path,
+) -> None:
+    src, dvc_yaml = broken_copy / "src", broken_copy / "dvc.yaml"
+    pareto = src / "tokenskip" / "evaluate" / "pareto.py"
+    pareto.write_text(pareto.read_text() + "\n\ndef _late():\n    from tokenskip.tracking.names import ROLE_TAG\n")
+    assert contract_violations(src) == []  # a stage may import the tracking layer ...
+    assert "src/tokenskip/tracking/names.py" in undeclared_modules(src, dvc_yaml)["evaluate"]  # ... if listed
+
+    names = src / "tokenskip" / "tracking" / "names.py"
+    names.write_text(names.read_text() + "\n\ndef _late():\n    from tokenskip.register.gate import judge\n")
+    assert "tokenskip.tracking.names imports tokenskip.register.gate" in contract_violations(src)
+
+    stages = yaml.safe_load(dvc_yaml.read_text())
+    stages["stages"]["prune"]["deps"].append("src/tokenskip/tracking")
+    dvc_yaml.write_text(yaml.safe_dump(stages))
+    assert superfluous_deps(src, dvc_yaml)["prune"] == ["src/tokenskip/tracking"]

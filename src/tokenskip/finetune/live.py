@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import os
 
-from tokenskip.core.mlflow_names import CHILD_TAG, FINETUNE_CHILD, PARENT_RUN_ENV, PARENT_TAG, ROLE_TAG
+from tokenskip.tracking.names import FINETUNE_CHILD, PARENT_RUN_ENV, ROLE_TAG
+from tokenskip.tracking.retries import Retry
+from tokenskip.tracking.runs import get_run, open_child_run
+from tokenskip.tracking.store import open_store
 
 
 def finetune_run_id(tracking_uri: str, parent_id: str) -> str:
-    """The finetune child run under ``parent_id``: found by its tags, else created with them."""
-    from mlflow import MlflowClient
+    """The finetune child run under ``parent_id``: found by its tags, else created with them.
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    parent = client.get_run(parent_id)
-    found = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{CHILD_TAG}` = '{FINETUNE_CHILD}'",
-        max_results=1,
-    )
-    if found:
-        return found[0].info.run_id
-    tags = {PARENT_TAG: parent_id, CHILD_TAG: FINETUNE_CHILD, ROLE_TAG: FINETUNE_CHILD,
-            "mlflow.runName": FINETUNE_CHILD}
-    return client.create_run(parent.info.experiment_id, tags=tags).info.run_id
+    The flow's MLflow HTTP retry settings reach this process through its environment."""
+    tracking = open_store(tracking_uri, Retry())
+    parent = get_run(tracking, parent_id, PARENT_RUN_ENV)
+    return open_child_run(tracking, parent, FINETUNE_CHILD, {ROLE_TAG: FINETUNE_CHILD}).info.run_id
 
 
 def report_to(main_process: bool) -> str:

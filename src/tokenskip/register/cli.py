@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from tokenskip.core.params import load_params
+
+DVC_EXPERIMENT_ENV = "DVC_EXP_BASELINE_REV"  # set by `dvc exp run` for the stages it runs
 
 
 def register(
@@ -32,19 +35,23 @@ def register(
 
     Tracking store: params mlflow.tracking_uri, or MLFLOW_TRACKING_URI (server mode). Nests under
     TOKENSKIP_PARENT_RUN_ID when the flow set it. Re-running for the same run creates no new versions.
-    The reports are written either way; then, if asked, no passing version is exit code 4.
+    Under `dvc exp run` (DVC_EXP_BASELINE_REV set) the versions are tagged with the experiment and
+    the aliases are not moved. The reports are written either way; then, if asked, no passing
+    version is exit code 4.
     """
     from tokenskip.core.errors import NoChampion
     from tokenskip.core.io import read_json, write_json
     from tokenskip.core.problems import dataset_file
-    from tokenskip.register.registration import RegisterInputs
+    from tokenskip.register.inputs import RegisterInputs
     from tokenskip.register.registration import register as run_register
     from tokenskip.register.summary import headline_metrics
 
     settings = load_params(params)
     test_set = dataset_file(settings.data, data, "test") if data is not None else None
     inputs = RegisterInputs(evaluate, finetune_report, model, base, reports, per_question, test_set)
-    payload = run_register(inputs, settings, params.read_text(encoding="utf-8"))
+    experiment = os.environ.get(DVC_EXPERIMENT_ENV) or None
+    payload = run_register(inputs, settings, params.read_text(encoding="utf-8"),
+                           promote=not experiment, experiment=experiment)
     write_json(report, payload)
     write_json(metrics, headline_metrics(payload, read_json(evaluate)))
     champion = payload["champion"]

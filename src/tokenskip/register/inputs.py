@@ -1,39 +1,148 @@
-"""Reading ``reports/evaluate.json`` for the gate: the per-ratio metrics and, per ratio, its paired
-comparison with each reference. Every gap or malformed value is one error naming file and field."""
+"""The register stage's inputs: the paths it is given, and ``reports/evaluate.json`` and
+``reports/finetune.json`` parsed with pydantic models (the per-ratio metrics, each ratio's paired
+comparison with each reference, the loss curve). Every gap or malformed value is one error
+naming the file and the field; nothing is read from MLflow before the inputs are complete.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from tokenskip.core.errors import TokenSkipError
-from tokenskip.core.io import file_sha256, folder_digests
+from tokenskip.core.io import read_json
+from tokenskip.core.params import Params
 from tokenskip.core.prompts import ratio_key, trained_ratios
 from tokenskip.register.gate import Paired, RatioResult
-
-
-def content_key(model_dir: Path, kind: str, evaluate: Path) -> str:
-    """What makes a registry version: the fine-tuned model's files (its ``kind`` folder, ``model`` or
-    ``adapter``, by content) and the evaluation report. 32 hex digits of a sha256."""
-    identity = {"model": folder_digests(model_dir / kind), "evaluate": file_sha256(evaluate)}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
-
 
 GATE_METRICS = ("accuracy", "mean_cot_tokens", "actual_ratio")  # numbers, always
 TIMING_METRICS = ("latency_s", "throughput_tok_s")  # present; null when evaluate did not time it
 METRICS = GATE_METRICS + TIMING_METRICS
+PAIRED_FIELDS = ("accuracy_drop", "accuracy_drop_ci", "token_reduction", "token_reduction_ci", "mcnemar_p")
+REFERENCES = ("original", "g1")
 
 
-def ratio_results(
-    evaluate: Mapping[str, Any], ratios: list[float], source: str
-) -> dict[float, dict[str, float]]:
-    """Per-ratio metrics of ``reports/evaluate.json`` for g = 1.0 and ``ratios``.
+@dataclass(frozen=True)
+class RegisterInputs:
+    """Paths given to ``tokenskip register`` (see dvc.yaml)."""
 
-    Raises TokenSkipError naming the file, the missing ratio or metric, or the bad value.
-    """
+    evaluate: Path
+    finetune_report: Path
+    model_dir: Path
+    base_dir: Path
+    reports: Path
+    per_question: Path | None = None  # evaluate's per-question table; logged per ratio when given
+    test_set: Path | None = None  # the test problems evaluate used (logged as the run's input)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("not_a_number", "not a number ({shown})", {"shown": repr(value)})
+    return float(value)
+
+
+def _required(value: Any) -> float:
+    if value is None:
+        raise PydanticCustomError("missing", "missing")
+    return _number(value)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise PydanticCustomError("interval", "not an interval [low, high] ({shown})", {"shown": repr(value)})
+    low, high = (_number(x) for x in value)
+    return low, high
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+GateNumber = Annotated[float, BeforeValidator(_required)]
+Timing = Annotated[float | None, BeforeValidator(lambda v: None if v is None else _number(v))]
+Interval = Annotated[tuple[float, float] | None, BeforeValidator(_interval)]
+
+
+class RatioFigures(BaseModel):
+    """One ``ratios.<g>`` entry of evaluate.json, as the gate and the registry read it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    accuracy: GateNumber
+    mean_cot_tokens: GateNumber
+    actual_ratio: GateNumber
+    latency_s: Timing
+    throughput_tok_s: Timing
+    accuracy_ci: Interval = None
+
+    def row(self) -> dict[str, Any]:
+        """The metrics as a plain row (``accuracy_ci`` as a list, only when evaluate wrote one)."""
+        row: dict[str, Any] = {metric: getattr(self, metric) for metric in METRICS}
+        if self.accuracy_ci is not None:
+            row["accuracy_ci"] = list(self.accuracy_ci)
+        return row
+
+
+class PairedFigures(BaseModel):
+    """One ``ratios.<g>.paired.<reference>`` entry: the paired comparison with a reference."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    accuracy_drop: Number
+    accuracy_drop_ci: Annotated[tuple[float, float], BeforeValidator(_interval)]
+    token_reduction: Number
+    token_reduction_ci: Annotated[tuple[float, float], BeforeValidator(_interval)]
+    mcnemar_p: Number
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping) or any(field not in value for field in PAIRED_FIELDS):
+            raise PydanticCustomError("incomplete", "needs {fields}", {"fields": ", ".join(PAIRED_FIELDS)})
+        return value
+
+
+class LossPoint(BaseModel):
+    """One point of finetune.json's ``loss_history``."""
+
+    step: float
+    loss: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numeric(cls, value: Any) -> Any:
+        numeric = isinstance(value, Mapping) and all(
+            isinstance(value.get(key), int | float) for key in ("step", "loss"))
+        if not numeric:
+            raise PydanticCustomError("loss_point", "needs numeric 'step' and 'loss'")
+        return {"step": float(value["step"]), "loss": float(value["loss"])}
+
+
+class FinetuneReport(BaseModel):
+    """finetune.json as register reads it: the loss curve (its other numbers are logged as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loss_history: list[LossPoint] | None = None
+
+
+def _parse(model: type[BaseModel], value: Any, source: str, *where: str) -> Any:
+    """``model`` of ``value``; the first error is one line ``<source>: <where>.<field>: <what>``."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join([*where, *(str(part) for part in error["loc"])])
+        message = "missing" if error["type"] == "missing" else error["msg"]
+        raise TokenSkipError(f"{source}: {field}: {message}" if field else f"{source}: {message}") from None
+
+
+def _ratio_table(evaluate: Any, source: str) -> dict[float, Any]:
+    """evaluate.json's ``ratios`` by value (rounded to 6 decimals)."""
     table = evaluate.get("ratios") if isinstance(evaluate, Mapping) else None
     if not isinstance(table, Mapping):
         raise TokenSkipError(f"{source}: missing object 'ratios'")
@@ -43,79 +152,73 @@ def ratio_results(
             by_value[round(float(key), 6)] = value
         except ValueError:
             raise TokenSkipError(f"{source}: ratios.{key}: not a number") from None
+    return by_value
+
+
+def ratio_results(evaluate: Any, ratios: list[float], source: str) -> dict[float, dict[str, Any]]:
+    """Per-ratio metrics of ``reports/evaluate.json`` for g = 1.0 and ``ratios``.
+
+    Raises TokenSkipError naming the file, the missing ratio or metric, or the bad value.
+    """
+    by_value = _ratio_table(evaluate, source)
     results = {}
     for ratio in trained_ratios(ratios):
         label = ratio_key(ratio)
         entry = by_value.get(round(ratio, 6))
         if not isinstance(entry, Mapping):
             raise TokenSkipError(f"{source}: ratios.{label}: missing (evaluate.ratios lists it)")
-        results[ratio] = {metric: _metric(entry, metric, f"{source}: ratios.{label}") for metric in METRICS}
-        if entry.get("accuracy_ci") is not None:
-            where = f"{source}: ratios.{label}.accuracy_ci"
-            results[ratio]["accuracy_ci"] = list(_interval_of(entry["accuracy_ci"], where))
+        results[ratio] = _parse(RatioFigures, entry, source, "ratios", label).row()
     return results
 
 
-def _metric(entry: Mapping[str, Any], metric: str, where: str) -> float | None:
-    if metric not in entry or (entry[metric] is None and metric in GATE_METRICS):
-        raise TokenSkipError(f"{where}.{metric}: missing")
-    value = entry[metric]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenSkipError(f"{where}.{metric}: not a number ({value!r})")
-    return float(value)
-
-
-PAIRED_FIELDS = ("accuracy_drop", "accuracy_drop_ci", "token_reduction", "token_reduction_ci", "mcnemar_p")
-REFERENCES = ("original", "g1")
-
-
-def paired_results(
-    evaluate: Mapping[str, Any], ratios: list[float], source: str
-) -> dict[float, dict[str, Paired]]:
+def paired_results(evaluate: Any, ratios: list[float], source: str) -> dict[float, dict[str, Paired]]:
     """Per ratio, its paired comparison with each reference evaluate measured (``ratios.<g>.paired``).
 
     Raises TokenSkipError naming the file and the missing or malformed field.
     """
-    table = evaluate["ratios"]
+    by_value = _ratio_table(evaluate, source)
     results: dict[float, dict[str, Paired]] = {}
     for ratio in trained_ratios(ratios):
         label = ratio_key(ratio)
-        entry = next(v for k, v in table.items() if round(float(k), 6) == round(ratio, 6))
-        paired = entry.get("paired")
+        paired = by_value[round(ratio, 6)].get("paired")
         if not isinstance(paired, Mapping):
             raise TokenSkipError(f"{source}: ratios.{label}.paired: missing (re-run evaluate)")
-        results[ratio] = {ref: _paired(paired[ref], f"{source}: ratios.{label}.paired.{ref}")
-                          for ref in REFERENCES if ref in paired}
+        results[ratio] = {}
+        for ref in (r for r in REFERENCES if r in paired):
+            figures = _parse(PairedFigures, paired[ref], source, "ratios", label, "paired", ref)
+            results[ratio][ref] = Paired(**figures.model_dump())
     return results
 
 
-def _interval_of(value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise TokenSkipError(f"{where}: not an interval [low, high] ({value!r})")
-    low, high = (_number(x, where) for x in value)
-    return low, high
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenSkipError(f"{where}: not a number ({value!r})")
-    return float(value)
-
-
-def _paired(entry: Any, where: str) -> Paired:
-    if not isinstance(entry, Mapping) or any(field not in entry for field in PAIRED_FIELDS):
-        raise TokenSkipError(f"{where}: needs {', '.join(PAIRED_FIELDS)}")
-    return Paired(
-        accuracy_drop=_number(entry["accuracy_drop"], f"{where}.accuracy_drop"),
-        accuracy_drop_ci=_interval_of(entry["accuracy_drop_ci"], f"{where}.accuracy_drop_ci"),
-        token_reduction=_number(entry["token_reduction"], f"{where}.token_reduction"),
-        token_reduction_ci=_interval_of(entry["token_reduction_ci"], f"{where}.token_reduction_ci"),
-        mcnemar_p=_number(entry["mcnemar_p"], f"{where}.mcnemar_p"),
-    )
+def loss_curve(finetune: Any, source: Path) -> list[tuple[int, float]]:
+    """(step, loss) points of finetune.json's ``loss_history``; a malformed point is one error."""
+    report = _parse(FinetuneReport, finetune, str(source))
+    return [(int(point.step), float(point.loss)) for point in report.loss_history or []]
 
 
 def as_result(ratio: float, row: Mapping[str, float]) -> RatioResult:
     """The gate's view of one ratio."""
     return RatioResult(ratio, row["accuracy"], row["mean_cot_tokens"], row["actual_ratio"])
+
+
+def read_inputs(inputs: RegisterInputs, params: Params) -> tuple[dict, dict, dict[float, dict], dict]:
+    """(evaluate.json, finetune.json, per-ratio metrics, per-ratio paired comparison with
+    ``gates.reference``); any gap is one clear error."""
+    from tokenskip.core.hf import finetuned_kind
+
+    evaluate = read_json(inputs.evaluate)
+    finetune = read_json(inputs.finetune_report)
+    if not isinstance(finetune, dict):
+        raise TokenSkipError(f"{inputs.finetune_report}: not a JSON object")
+    loss_curve(finetune, inputs.finetune_report)
+    rows = ratio_results(evaluate, params.evaluate.ratios, str(inputs.evaluate))
+    paired = paired_results(evaluate, params.evaluate.ratios, str(inputs.evaluate))
+    reference = params.gates.reference
+    missing = [ratio_key(r) for r, by_ref in paired.items() if reference not in by_ref]
+    if missing:
+        raise TokenSkipError(
+            f"{inputs.evaluate}: ratios.{missing[0]}.paired.{reference}: missing; gates.reference="
+            f"{reference} needs it (the original model is measured when evaluate.baselines is true)"
+        )
+    finetuned_kind(inputs.model_dir)
+    return evaluate, finetune, rows, paired

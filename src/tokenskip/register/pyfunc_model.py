@@ -180,6 +180,14 @@ def log_pyfunc(
         pyfunc_log.setLevel(level)
 
 
+def requirement_pin(package: str, installed: str) -> str:
+    """``package==<version>`` without a local label (``torch==2.13.0+cpu`` -> ``torch==2.13.0``):
+    a local build such as ``+cpu`` or ``+cu124`` exists on no other host's index."""
+    from packaging.version import Version
+
+    return f"{package}=={Version(installed).public}"
+
+
 def _requirements() -> list[str]:
     """Pinned versions of what the model needs at serving time (no slow requirement inference)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -187,7 +195,7 @@ def _requirements() -> list[str]:
     pins = []
     for package in ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "peft", "pandas"):
         try:
-            pins.append(f"{package}=={version(package)}")
+            pins.append(requirement_pin(package, version(package)))
         except PackageNotFoundError:
             continue
     return pins

@@ -10,15 +10,20 @@ after a failure completes the job without a half-tagged version. Aliases only (`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from tokenskip.core.io import file_sha256, folder_digests
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import RatioResult, Verdict
 from tokenskip.register.inputs import METRICS
-from tokenskip.register.tracking import Tracking
+from tokenskip.tracking.retries import is_missing
+from tokenskip.tracking.store import Tracking
 
 KEY_TAG = "tokenskip.key"  # <content key>:<ratio>: one version per model, evaluation and ratio
 CONTENT_TAG = "tokenskip.content"  # the content key alone
@@ -26,6 +31,13 @@ PARENT_RUN_TAG = "parent_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+
+def content_key(model_dir: Path, kind: str, evaluate: Path) -> str:
+    """What makes a registry version: the fine-tuned model's files (its ``kind`` folder, ``model`` or
+    ``adapter``, by content) and the evaluation report. 32 hex digits of a sha256."""
+    identity = {"model": folder_digests(model_dir / kind), "evaluate": file_sha256(evaluate)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def registered_model_name(configured: str | None, model_name: str, dataset: str) -> str:
@@ -59,7 +71,7 @@ def ensure_registered_model(tracking: Tracking, name: str) -> None:
         try:
             client.get_registered_model(name)
         except Exception as exc:
-            if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
+            if not is_missing(exc):
                 raise
             client.create_registered_model(
                 name, description="TokenSkip: controllable CoT compression; one version per ratio."
@@ -79,15 +91,17 @@ def versions_of_content(tracking: Tracking, name: str, content: str) -> dict[str
 
 
 def alias_version(tracking: Tracking, name: str, alias: str) -> Any | None:
-    """The version an alias points to, or None."""
+    """The version an alias points to, or None (no such alias, or no such registered model)."""
 
     def get() -> Any | None:
         try:
-            return tracking.client.get_model_version_by_alias(name, alias)
+            model = tracking.client.get_registered_model(name)
         except Exception as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+            if is_missing(exc):
                 return None
             raise
+        version = model.aliases.get(alias)
+        return None if version is None else tracking.client.get_model_version(name, str(version))
 
     return tracking.call(f"get alias {alias}", get)
 

@@ -5,17 +5,17 @@ and what it already holds is not logged twice."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import ADAPTER_SUBDIR
 from tokenskip.core.params import DataParams
 from tokenskip.core.prompts import ratio_key
-from tokenskip.register.breakdown_metrics import breakdown_figures
 from tokenskip.register.gate import Verdict
-from tokenskip.register.tracking import (
-    Tracking,
+from tokenskip.register.inputs import loss_curve
+from tokenskip.tracking.names import FINETUNE_CHILD, ROLE_TAG
+from tokenskip.tracking.runs import (
     finish_run,
     log_artifact_once,
     log_metrics_once,
@@ -23,9 +23,11 @@ from tokenskip.register.tracking import (
     open_child_run,
     set_tags,
 )
+from tokenskip.tracking.store import Tracking
 
 MODEL_ID_TAG = "tokenskip.model_id"
 PER_QUESTION_TABLE = "per_question.json"  # MlflowClient().load_table(experiment_id, this, run_ids=[...])
+_METRIC_UNSAFE = re.compile(r"[^\w\-. /]")  # MLflow metric names: letters, digits, _ - . space /
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -38,25 +40,20 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: json.dumps(tree) if isinstance(tree, list) else tree}
 
 
-def loss_curve(finetune: dict[str, Any], source: Path) -> list[tuple[int, float]]:
-    """(step, loss) points of finetune.json's ``loss_history``; a malformed point is one error."""
-    curve = []
-    for index, point in enumerate(finetune.get("loss_history") or []):
-        if (
-            not isinstance(point, dict)
-            or not isinstance(point.get("step"), int | float)
-            or not isinstance(point.get("loss"), int | float)
-        ):
-            raise TokenSkipError(f"{source}: loss_history.{index}: needs numeric 'step' and 'loss'")
-        curve.append((int(point["step"]), float(point["loss"])))
-    return curve
+def breakdown_figures(row: dict[str, Any]) -> dict[str, float]:
+    """The ``breakdown`` of one evaluate.json ratio row as metrics named
+    ``<dimension>.<group>.<figure>`` (e.g. ``level.5.accuracy``; characters MLflow refuses in a
+    metric name become ``_``); none when the dataset has no levels or subjects."""
+    flat = flatten(row.get("breakdown") or {})
+    return {_METRIC_UNSAFE.sub("_", key): value for key, value in flat.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
 def finetune_run(
     tracking: Tracking, parent: Any, finetune_params: dict, report: dict, report_path: Path, model_dir: Path
 ) -> Any:
     """The finetune child run: its params, the numbers of finetune.json, the loss curve, the adapter."""
-    run = open_child_run(tracking, parent, "finetune", {"tokenskip.role": "finetune"})
+    run = open_child_run(tracking, parent, FINETUNE_CHILD, {ROLE_TAG: FINETUNE_CHILD})
     log_params_once(tracking, run, flatten(finetune_params, "finetune."))
     numbers = {k: v for k, v in report.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     curve = loss_curve(report, report_path)
@@ -118,7 +115,7 @@ def ratio_run(
     from tokenskip.register.pyfunc_model import log_pyfunc
 
     label = ratio_key(ratio)
-    run = open_child_run(tracking, parent, f"ratio-{label}", {"tokenskip.role": "ratio", "ratio": label})
+    run = open_child_run(tracking, parent, f"ratio-{label}", {ROLE_TAG: "ratio", "ratio": label})
     run_id = run.info.run_id
     log_params_once(tracking, run, {"ratio": label})
     log_metrics_once(tracking, run, ratio_figures(row, verdict, drops))
@@ -147,7 +144,7 @@ def log_test_set(
     ``test_file`` is read in ``params.dataset``'s format."""
     import mlflow.data
     import pandas as pd
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag
 
     from tokenskip.core.problems import load_file
 
@@ -155,7 +152,7 @@ def log_test_set(
     frame = pd.DataFrame([p.to_record() for p in problems])
     name = f"{params.dataset}-test"
     data = mlflow.data.from_pandas(frame, source=str(test_file), name=name, targets="gold")
-    entry = DatasetInput(data._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "test")])
+    entry = DatasetInput(Dataset(**data.to_dict()), tags=[InputTag("mlflow.data.context", "test")])
     tracking.call("log the test set", lambda: tracking.client.log_inputs(run_id, datasets=[entry]))
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tokenskip.core.hf import MODEL_SUBDIR, POINTER_FILE, finetuned_kind
 
 if TYPE_CHECKING:  # the served model imports this module; it needs no tracking client
-    from tokenskip.register.tracking import Tracking
+    from tokenskip.tracking.store import Tracking
 
 CACHE_ENV = "TOKENSKIP_WEIGHTS_CACHE"
 BASE_ARTIFACT = "base"
