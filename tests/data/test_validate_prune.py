@@ -52,7 +52,8 @@ def test_prune_output_passes_validate(tiny_model_dir: Path, tmp_path: Path, monk
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text(yaml.safe_dump({
         "generate": {"max_cot_tokens": 250},
-        "prune": {"ratios": [0.5, 0.7, 0.9], "force_digits": True, "batch_size": 16, "threads": 1},
+        "prune": {"ratios": [0.5, 0.7, 0.9], "force_digits": True, "batch_size": 16, "threads": 1,
+                  "samples_per_question": "one"},
         "validate": {"ratio_tolerance": 0.05, "ratio_mix_tolerance": MIX_TOLERANCE},
     }), encoding="utf-8")
     write_jsonl("cot.jsonl", _cot_records(tiny_model_dir, N_QUESTIONS, 250))

@@ -157,7 +157,7 @@ def test_generate_cli_refuses_a_ten_megabyte_question(tiny_model_dir: Path, tmp_
     data.mkdir(parents=True)
     rows = _rows(3, long_at=1, question=TEN_MB_QUESTION)
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (tmp_path / "p.yaml").write_text("generate: {batch_size: 2, max_new_tokens: 4}\n")
+    (tmp_path / "p.yaml").write_text("generate: {backend: transformers, batch_size: 2, max_new_tokens: 4}\n")
     result = _cli(tmp_path, "generate", "--base", str(tiny_model_dir), "--data", str(tmp_path / "data"),
                   "--out", str(tmp_path / "cot.jsonl"), "--report", str(tmp_path / "generate.json"),
                   "--params", str(tmp_path / "p.yaml"))

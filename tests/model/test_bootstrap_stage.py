@@ -15,9 +15,9 @@ from tokenskip.core.hf import load_causal_lm, resolve_base_model
 from tokenskip.data.synthetic import write_synthetic
 
 TINY_BASE = {
-    "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 384,
-    "seq_len": 128, "batch_size": 8, "learning_rate": 0.005, "warmup_steps": 5, "max_steps": 20,
-    "eval_batch_size": 8, "eval_max_new_tokens": 16,
+    "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "initializer_range": 0.02,
+    "vocab_size": 384, "seq_len": 1024, "batch_size": 8, "learning_rate": 0.005, "warmup_steps": 5,
+    "max_steps": 20, "eval_batch_size": 8, "eval_max_new_tokens": 16, "min_accuracy": 0.0, "num_processes": 1,
 }
 
 
@@ -97,7 +97,7 @@ def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
 
 def test_rows_shorter_than_an_example_stop_with_one_clear_line(tmp_path: Path) -> None:
     write_synthetic(tmp_path / "data" / "synthetic", seed=5, n_train=20, n_test=2)
-    result = _run_cli(tmp_path, _params(tmp_path, base={**TINY_BASE, "packing": "whole", "seq_len": 100}))
+    result = _run_cli(tmp_path, _params(tmp_path, base={**TINY_BASE, "seq_len": 100}))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: base_model.seq_len: 100 is shorter")

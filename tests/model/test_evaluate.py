@@ -106,7 +106,7 @@ def test_cli_writes_report_csv_png_and_samples(tiny_model_dir, tmp_path):
 
     samples = write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "train.jsonl", 16)
     run_finetune(tiny_model_dir, samples, tmp_path / "tokenskip", tmp_path / "ckpt",
-                 FinetuneParams(method="lora", merge=False, epochs=1, batch_size=8, max_length=128))
+                 FinetuneParams(merge=False, epochs=1, batch_size=8, max_length=128))
     (tmp_path / "data" / "synthetic").mkdir(parents=True)
     lines = [json.dumps({"question": f"Tom has {i} apples. He buys 2 more. How many apples?",
                          "answer": f"{i} + 2 = {i + 2}\n#### {i + 2}"}) for i in range(3)]

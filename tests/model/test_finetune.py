@@ -1,9 +1,8 @@
-"""finetune: completion-only loss, LoRA and full fine-tuning, outputs both forms, batch sampling, bad input."""
+"""finetune: completion-only loss, LoRA fine-tuning, adapter and merged outputs, bad input."""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +48,7 @@ def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, 
     from tokenskip.core.hf import load_finetuned
     from tokenskip.finetune.training import run_finetune
 
-    params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, merge=True, **FAST)
+    params = FinetuneParams(lora_rank=4, lora_alpha=8, merge=True, **FAST)
     out = tmp_path / "tokenskip"
     result = run_finetune(tiny_model_dir, samples, out, tmp_path / "ckpt", params)
     assert result.steps == 3 and result.method == "lora"  # 24 samples / batch 8, one epoch
@@ -72,22 +71,6 @@ def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, 
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-4)
 
 
-def test_full_finetune_trains_every_parameter(tiny_model_dir, samples, tmp_path):
-    from tokenskip.core.hf import finetuned_kind
-    from tokenskip.finetune.training import run_finetune
-
-    result = run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
-                          FinetuneParams(method="full", **FAST))
-    assert result.trainable_parameters == result.total_parameters
-    assert finetuned_kind(tmp_path / "out") == "model" and not (tmp_path / "out" / "adapter").exists()
-    losses = [point["loss"] for point in result.loss_history]
-    assert losses[-1] < losses[0]  # it learns: the loss on the samples falls step after step
-    from tokenskip.core.hf import load_tokenizer
-
-    chance = math.log(len(load_tokenizer(str(tiny_model_dir))))  # uniform over the vocabulary
-    assert result.final_loss < chance
-
-
 def test_adapter_for_another_base_model_is_one_clear_error(tiny_model_dir, samples, tmp_path):
     from tests.fixtures.tiny_models import TINY_PARAMS, synthetic_problems
     from tokenskip.base_model.build import save_bootstrap, train_bootstrap
@@ -95,7 +78,7 @@ def test_adapter_for_another_base_model_is_one_clear_error(tiny_model_dir, sampl
     from tokenskip.finetune.training import run_finetune
 
     run_finetune(tiny_model_dir, samples, tmp_path / "out", tmp_path / "ckpt",
-                 FinetuneParams(method="lora", merge=False, **FAST))
+                 FinetuneParams(merge=False, **FAST))
     wider = TINY_PARAMS.model_copy(update={"hidden_size": 48, "max_steps": 1})
     model, tok, _ = train_bootstrap(synthetic_problems(3, 20), DEFAULT_INSTRUCTION, wider)
     save_bootstrap(model, tok, str(tmp_path / "other"))
@@ -130,39 +113,6 @@ def test_cli_empty_training_set_exits_2_without_output(tiny_model_dir, tmp_path)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [f"error: {tmp_path / 'samples.jsonl'}: empty file (no records)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()
-
-
-def _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, sampling: str) -> list[int]:
-    """Longest minus shortest sample of each training batch the Trainer draws under ``sampling``."""
-    from transformers import Trainer
-
-    from tokenskip.core.hf import load_causal_lm
-    from tokenskip.finetune.batching import collate
-    from tokenskip.finetune.training import encode_sample, read_samples, training_arguments
-
-    params = FinetuneParams(sampling=sampling, **{**FAST, "batch_size": 4})
-    encoded = [encode_sample(tokenizer, s["prompt"], s["completion"], 512) for s in read_samples(samples)]
-    model, _ = load_causal_lm(str(tiny_model_dir), None, "cpu")
-    trainer = Trainer(model=model, args=training_arguments(params, tmp_path / sampling, "cpu"),
-                      train_dataset=encoded, data_collator=collate(tokenizer.pad_token_id))
-    spreads = []
-    for batch in trainer.get_train_dataloader():  # a sample ends with its last label (EOS)
-        lengths = [int((row != -100).nonzero().max()) + 1 for row in batch["labels"]]
-        spreads.append(max(lengths) - min(lengths))
-    return spreads
-
-
-def test_random_sampling_mixes_long_and_short_samples_in_a_batch(tiny_model_dir, tokenizer, tmp_path):
-    # group_by_length sorts megabatches of up to 50 batches by length, so the full CoTs (g = 1.0,
-    # the longest) land in batches of their own; random batches (finetune.sampling's default) mix
-    # them with the compressed ones. 96 samples in batches of 4: megabatches of 6 batches.
-    samples = write_samples(tokenizer, tmp_path / "samples.jsonl", 96, seed=3)
-    grouped = _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, "group_by_length")
-    mixed = _batch_length_spreads(tiny_model_dir, tokenizer, samples, tmp_path, "random")
-    assert len(grouped) == len(mixed) == 24
-    assert sum(mixed) > 2 * sum(grouped)
-    with pytest.raises(ValueError, match="sampling"):
-        FinetuneParams(sampling="by_ratio")
 
 
 def test_padding_changes_no_sample_logits_or_loss(tiny_model_dir, tokenizer):
@@ -254,7 +204,7 @@ def test_full_cot_loss_weight_changes_training_only_when_not_one(tiny_model_dir,
     from tokenskip.finetune.training import run_finetune
 
     def losses(weight: float) -> list[float]:
-        params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, full_cot_loss_weight=weight, **FAST)
+        params = FinetuneParams(lora_rank=4, lora_alpha=8, full_cot_loss_weight=weight, **FAST)
         result = run_finetune(tiny_model_dir, samples, tmp_path / f"out-{weight}", tmp_path / f"ckpt-{weight}", params)
         return [h["loss"] for h in result.loss_history]
 

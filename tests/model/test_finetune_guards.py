@@ -74,7 +74,7 @@ def test_checkpoint_of_another_base_model_at_the_same_path_is_not_resumed(
 
     base, ckpt = tmp_path / "base", tmp_path / "ckpt"
     shutil.copytree(tiny_model_dir, base)
-    params = FinetuneParams(method="lora", lora_rank=4, lora_alpha=8, merge=False, **FAST)
+    params = FinetuneParams(lora_rank=4, lora_alpha=8, merge=False, **FAST)
     with monkeypatch.context() as patch:
         _killed_after_first_save(patch)
         with pytest.raises(Killed):

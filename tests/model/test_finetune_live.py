@@ -23,7 +23,7 @@ def test_trainer_logs_live_curves_into_the_flows_finetune_run(tiny_model_dir: Pa
     experiment = client.create_experiment("live", artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment, tags={"mlflow.runName": "flow"}).info.run_id
     write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "samples.jsonl", 16)
-    finetune = {"method": "lora", "lora_rank": 4, "epochs": 1, "batch_size": 4, "max_length": 160,
+    finetune = {"lora_rank": 4, "lora_alpha": 8, "epochs": 1, "batch_size": 4, "max_length": 160,
                 "gradient_accumulation_steps": 1,
                 "logging_steps": 1, "save_steps": 100}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"finetune": finetune}))

@@ -23,9 +23,10 @@ from tests.model.ft_samples import write_samples
 
 LOSS_TOLERANCE = 5e-4
 REPO = Path(__file__).resolve().parents[2]
-FINETUNE = {"method": "lora", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 3e-3, "epochs": 1,
+FINETUNE = {"lora_rank": 4, "lora_alpha": 8, "learning_rate": 3e-3, "epochs": 1,
             "batch_size": 8, "gradient_accumulation_steps": 1, "max_length": 320, "save_steps": 100,
-            "logging_steps": 1, "warmup_ratio": 0.1, "merge": False, "threads": 2}
+            "logging_steps": 1, "warmup_ratio": 0.1, "merge": False, "threads": 2,
+            "full_cot_loss_weight": 1.0}
 
 
 def run_stage(base: Path, tmp: Path, name: str, processes: int, config: Path) -> subprocess.CompletedProcess:

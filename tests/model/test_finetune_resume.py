@@ -28,7 +28,7 @@ def test_killed_run_resumes_to_the_same_total_steps(tiny_model_dir, tmp_path):
     from tokenskip.core.hf import load_tokenizer
 
     write_samples(load_tokenizer(str(tiny_model_dir)), tmp_path / "samples.jsonl", 24)
-    finetune = {"method": "lora", "lora_rank": 4, "learning_rate": 0.002, "epochs": 3, "batch_size": 4,
+    finetune = {"lora_rank": 4, "lora_alpha": 8, "learning_rate": 0.002, "epochs": 3, "batch_size": 4,
                 "gradient_accumulation_steps": 1, "max_length": 160, "save_steps": 6, "logging_steps": 3}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"finetune": finetune}))
     expected_steps = 6 * 3  # 24 samples / batch 4, three epochs

@@ -114,7 +114,8 @@ def _write_data(folder: Path, n: int) -> None:
 
 
 def _params(path: Path) -> Path:
-    path.write_text("data: {n_train: 4}\ngenerate: {batch_size: 2, max_new_tokens: 8, max_cot_tokens: 250}\n")
+    path.write_text("data: {n_train: 4}\n"
+                    "generate: {backend: transformers, batch_size: 2, max_new_tokens: 8, max_cot_tokens: 250}\n")
     return path
 
 

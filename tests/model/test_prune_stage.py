@@ -37,7 +37,8 @@ def _run(tmp_path: Path, base: Path, cot: Path, params: str = ""):
 
 def test_prune_writes_ratio_files_samples_and_report(tiny_model_dir: Path, tmp_path: Path, repo_root: Path) -> None:
     tolerance = load_params(repo_root / "params.yaml").validate_.ratio_tolerance  # what validate enforces
-    result, out, report = _run(tmp_path, tiny_model_dir, _cots(tmp_path / "cot.jsonl"))
+    one = "prune: {samples_per_question: one}\n"  # one seeded draw of g per question
+    result, out, report = _run(tmp_path, tiny_model_dir, _cots(tmp_path / "cot.jsonl"), one)
     assert result.exit_code == 0, result.output
     summary = read_json(report)
     for g in (0.5, 0.6, 0.7, 0.8, 0.9):
@@ -54,7 +55,7 @@ def test_prune_writes_ratio_files_samples_and_report(tiny_model_dir: Path, tmp_p
         assert tagged == (sample["ratio"] < 1.0)
         assert sample["completion"].endswith("}") and "The final answer is: \\boxed{" in sample["completion"]
     (tmp_path / "again").mkdir()
-    _, out2, _ = _run(tmp_path / "again", tiny_model_dir, _cots(tmp_path / "cot.jsonl"))
+    _, out2, _ = _run(tmp_path / "again", tiny_model_dir, _cots(tmp_path / "cot.jsonl"), one)
     assert (out2 / "samples.jsonl").read_bytes() == (out / "samples.jsonl").read_bytes()  # seeded
 
 

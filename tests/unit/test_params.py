@@ -22,8 +22,8 @@ def test_paper_profile_parses(repo_root: Path) -> None:
     assert params.model.name == "Qwen/Qwen2.5-7B-Instruct"
     assert params.prune.scorer == "llmlingua2"
     ft = params.finetune
-    assert (ft.method, ft.lora_rank, ft.lora_alpha, ft.target_modules) == (
-        "lora", 8, 16, "all-linear")
+    assert (ft.lora_rank, ft.lora_alpha, ft.target_modules, ft.full_cot_loss_weight) == (
+        8, 16, "all-linear", 1.0)
     assert (ft.learning_rate, ft.epochs, ft.batch_size, ft.gradient_accumulation_steps) == (
         5e-5, 3, 1, 8)
     assert params.generate.max_new_tokens == 512

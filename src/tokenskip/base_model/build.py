@@ -9,7 +9,7 @@ from tokenskip.base_model.model import build_model
 from tokenskip.base_model.packing import pack_examples
 from tokenskip.base_model.parallel import train_data_parallel
 from tokenskip.base_model.tokenizer import CHAT_TEMPLATE, build_tokenizer
-from tokenskip.base_model.train import TrainResult, token_loss_weights, train_steps
+from tokenskip.base_model.train import TrainResult, train_steps
 from tokenskip.core.params import BaseModelParams
 from tokenskip.core.problems import Problem
 from tokenskip.core.prompts import format_completion
@@ -27,43 +27,26 @@ def tokenizer_corpus(problems: Sequence[Problem], instruction: str) -> Iterator[
         yield f"assistant\n{format_completion(problem.solution, problem.gold)}"
 
 
-def training_rows(
-    problems: Sequence[Problem], tokenizer: Any, instruction: str, params: BaseModelParams
-) -> tuple[Any, Any, Any | None]:
-    """``(input_ids, labels, loss_weights)`` packed as ``params`` say; weights None unless
-    ``params.digit_loss_weight`` differs from 1."""
-    input_ids, labels = pack_examples(
-        problems, tokenizer, instruction, params.seq_len, params.seed, params.packing
-    )
-    if params.digit_loss_weight == 1.0:
-        return input_ids, labels, None
-    digits = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)])
-    return input_ids, labels, token_loss_weights(labels, digits, params.digit_loss_weight)
-
-
 def train_model(
     model: Any,
     input_ids: Any,
     labels: Any,
     params: BaseModelParams,
     on_log: Callable[[int, float, float], None] | None = None,
-    loss_weights: Any | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``params.max_steps`` AdamW steps (or until the time cap).
 
     With ``params.num_processes > 1`` the same steps run data-parallel in that many processes
     (:mod:`tokenskip.base_model.parallel`). ``on_log(step, loss, tokens_per_s)`` is called every
     50 steps (for logs without a terminal); it must be picklable when processes are used.
-    ``loss_weights`` (same shape as ``labels``, from :func:`token_loss_weights`) weights the
-    per-token loss; None is the plain mean over labeled positions.
     """
     import torch
 
     torch.use_deterministic_algorithms(True, warn_only=True)  # here too: the report reads this process
     if params.num_processes > 1:
-        return train_data_parallel(model, input_ids, labels, params, on_log, loss_weights)
+        return train_data_parallel(model, input_ids, labels, params, on_log)
     torch.set_num_threads(params.threads)
-    return train_steps(model, input_ids, labels, params, on_log, loss_weights=loss_weights)
+    return train_steps(model, input_ids, labels, params, on_log)
 
 
 def train_bootstrap(
@@ -74,9 +57,9 @@ def train_bootstrap(
 ) -> tuple[Any, Any, TrainResult]:
     """Train tokenizer and model from scratch on ``problems``; return (model, tokenizer, result)."""
     tokenizer = build_tokenizer(tokenizer_corpus(problems, instruction), params.vocab_size)
-    input_ids, labels, loss_weights = training_rows(problems, tokenizer, instruction, params)
+    input_ids, labels = pack_examples(problems, tokenizer, instruction, params.seq_len, params.seed)
     model = build_model(params, tokenizer)
-    result = train_model(model, input_ids, labels, params, on_log, loss_weights)
+    result = train_model(model, input_ids, labels, params, on_log)
     return model, tokenizer, result
 
 

@@ -15,7 +15,6 @@ measured 3.5% faster on 2 cores, too little to keep a second mechanism.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenskip.base_model.train import TrainResult, summarize, train_steps
+from tokenskip.core.net import free_port
 from tokenskip.core.params import BaseModelParams
 
 
@@ -45,17 +45,9 @@ def all_reduce_sum(model: Any, loss: float, stop: bool) -> tuple[float, bool]:
     return float(flat[-2]), bool(flat[-1] > 0)
 
 
-def _free_port() -> int:
-    """A free TCP port on 127.0.0.1 for the rendezvous (concurrent runs do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _worker(
     rank: int, world: int, port: int, model: Any, input_ids: Any, labels: Any,
     params: BaseModelParams, on_log: Callable[[int, float, float], None] | None, out: str,
-    loss_weights: Any | None,
 ) -> None:
     """One process: join the group, train its share of every global batch; rank 0 saves the result.
 
@@ -74,9 +66,7 @@ def _worker(
         timeout=timedelta(minutes=10),
     )
     try:
-        result = train_steps(
-            model, input_ids, labels, params, on_log, all_reduce_sum, rank, world, loss_weights
-        )
+        result = train_steps(model, input_ids, labels, params, on_log, all_reduce_sum, rank, world)
     finally:
         dist.destroy_process_group()
     if rank == 0:
@@ -89,7 +79,6 @@ def train_data_parallel(
     labels: Any,
     params: BaseModelParams,
     on_log: Callable[[int, float, float], None] | None = None,
-    loss_weights: Any | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with ``params.num_processes`` spawned processes.
 
@@ -102,7 +91,7 @@ def train_data_parallel(
     world = params.num_processes
     with tempfile.TemporaryDirectory(prefix="tokenskip-ddp-") as tmp:
         out = Path(tmp) / "rank0.pt"
-        args = (world, _free_port(), model, input_ids, labels, params, on_log, str(out), loss_weights)
+        args = (world, free_port(), model, input_ids, labels, params, on_log, str(out))
         mp.start_processes(_worker, args=args, nprocs=world, start_method="spawn")
         saved = torch.load(out, weights_only=True)
     model.load_state_dict(saved["state"])

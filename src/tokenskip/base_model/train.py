@@ -1,8 +1,8 @@
 """Step-budgeted training of the bootstrap model (loss on the completion side only).
 
 Each example is ``build_prompt(question)`` (no ratio) + ``format_completion(solution, gold)`` +
-EOS, packed into fixed-length rows by :mod:`tokenskip.base_model.packing`. The loss may weight
-digit tokens more (``digit_loss_weight``): the answer hinges on them, and they are few.
+EOS, one per row (:mod:`tokenskip.base_model.packing`), in length-grouped batches trimmed to
+their longest example. The loss is the mean over the completion tokens of each global batch.
 The binding budget is ``max_steps`` (same seed and params, same model, even on a busy CPU);
 ``time_budget_s`` is only a safety cap, and when it stops training the result says so.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,48 +42,6 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_frac)))
 
 
-class ExponentialAverage:
-    """An exponential moving average of a model's parameters (``decay`` per step).
-
-    The bootstrap model's last iterate is noisy late in training; saving the average over the
-    last few hundred steps instead helped in some measured runs and not in others (README: The
-    reproducibility contract), so it is off by default (``base_model.ema_decay: 0``).
-    """
-
-    def __init__(self, model: Any, decay: float) -> None:
-        self.decay = decay
-        self.shadow = [p.detach().clone() for p in model.parameters()]
-
-    def update(self, model: Any) -> None:
-        """Move the average toward the model's current parameters."""
-        import torch
-
-        with torch.no_grad():
-            for average, param in zip(self.shadow, model.parameters(), strict=True):
-                average.lerp_(param.detach(), 1.0 - self.decay)
-
-    def copy_to(self, model: Any) -> None:
-        """Load the averaged parameters into ``model``."""
-        import torch
-
-        with torch.no_grad():
-            for average, param in zip(self.shadow, model.parameters(), strict=True):
-                param.copy_(average)
-
-
-def _batches(rows: int, batch_size: int, seed: int):
-    """Endless seeded row-index batches, reshuffled every epoch."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(rows, generator=generator)
-        for start in range(0, rows - batch_size + 1, batch_size):
-            yield perm[start : start + batch_size]
-        if rows < batch_size:
-            yield perm
-
-
 def length_grouped_batches(lengths: Any, batch_size: int, seed: int) -> Iterator[Any]:
     """Endless seeded batches of rows of similar length, so trimming a batch to its longest row
     leaves little padding: each epoch, ``transformers``' length grouping (a random permutation
@@ -102,15 +60,8 @@ def length_grouped_batches(lengths: Any, batch_size: int, seed: int) -> Iterator
 
 
 def training_batches(labels: Any, params: BaseModelParams) -> Iterator[tuple[Any, int]]:
-    """Each step's global batch: ``(row indices, width)``, the rows trimmed to ``width`` columns.
-
-    Packed rows (``whole``, ``stream``) are shuffled every epoch and keep their full width. With
-    ``single`` (one example per row) the batches are length-grouped, each trimmed to its longest row.
-    """
-    if params.packing != "single":
-        for index in _batches(labels.shape[0], params.batch_size, params.seed):
-            yield index, labels.shape[1]
-        return
+    """Each step's global batch: ``(row indices, width)``, the rows trimmed to ``width`` columns:
+    length-grouped batches of one example per row, each trimmed to its longest row."""
     lengths = example_lengths(labels)
     for index in length_grouped_batches(lengths, params.batch_size, params.seed):
         yield index, int(lengths[index].max())
@@ -121,36 +72,13 @@ def count_labeled(labels: Any) -> int:
     return int((labels[:, 1:] != IGNORE).sum())
 
 
-def token_loss_weights(labels: Any, digit_ids: Sequence[int], digit_weight: float) -> Any:
-    """Per-position loss weights: ``digit_weight`` where the label is a digit token, 1 on other
-    labeled positions, 0 where the label is ignored (prompt, padding)."""
-    import torch
-
-    weights = torch.ones(labels.shape, dtype=torch.float32)
-    weights[torch.isin(labels, torch.tensor(list(digit_ids)))] = digit_weight
-    weights[labels == IGNORE] = 0.0
-    return weights
-
-
-def _step_loss(
-    model: Any, input_ids: Any, labels: Any, loss_weights: Any | None, index: Any, local: Any
-) -> Any:
+def _step_loss(model: Any, input_ids: Any, labels: Any, index: Any, local: Any) -> Any:
     """This process's part of the loss of the global batch ``index`` (its rows ``local``).
 
-    Scaled so that the sum over processes is the (weighted) mean over the whole global batch.
+    Scaled so that the sum over processes is the mean over the whole global batch.
     """
-    if loss_weights is None:
-        share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
-        return model(input_ids=input_ids[local], labels=labels[local]).loss * share
-    import torch
-
-    logits = model(input_ids=input_ids[local]).logits[:, :-1].float()
-    targets = labels[local][:, 1:]
-    per_token = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
-    )
-    weights = loss_weights[local][:, 1:].reshape(-1)
-    return (per_token * weights).sum() / loss_weights[index][:, 1:].sum().clamp_min(1e-9)
+    share = count_labeled(labels[local]) / max(1, count_labeled(labels[index]))
+    return model(input_ids=input_ids[local], labels=labels[local]).loss * share
 
 
 def train_steps(
@@ -162,7 +90,6 @@ def train_steps(
     sync: Callable[[Any, float, bool], tuple[float, bool]] | None = None,
     rank: int = 0,
     world: int = 1,
-    loss_weights: Any | None = None,
 ) -> TrainResult:
     """The training loop of one process: rank ``rank`` of ``world`` takes rows ``rank::world``
     of every global batch; ``sync(model, loss, stop)`` sums gradients and losses over processes.
@@ -181,7 +108,6 @@ def train_steps(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _schedule(s, params.warmup_steps, params.max_steps)
     )
-    averaged = ExponentialAverage(model, params.ema_decay) if params.ema_decay else None
     losses: list[float] = []
     tokens, stopped_by = 0, "max_steps"
     bar = progress(total=params.max_steps, desc="base-model train", unit="step", enabled=rank == 0)
@@ -190,8 +116,7 @@ def train_steps(
     for step in range(params.max_steps):
         index, width = next(batches)
         local = index[rank::world]
-        weights = None if loss_weights is None else loss_weights[:, :width]
-        loss = _step_loss(model, input_ids[:, :width], labels[:, :width], weights, index, local)
+        loss = _step_loss(model, input_ids[:, :width], labels[:, :width], index, local)
         loss.backward()
         elapsed = time.perf_counter() - started
         stop = elapsed > params.time_budget_s and step + 1 < params.max_steps
@@ -200,8 +125,6 @@ def train_steps(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        if averaged is not None:
-            averaged.update(model)
         losses.append(loss_value)
         tokens += index.numel() * width
         bar.update(1)
@@ -213,8 +136,6 @@ def train_steps(
             stopped_by = "time_budget"
             break
     bar.close()
-    if averaged is not None:
-        averaged.copy_to(model)
     model.eval()
     return summarize(losses, tokens, time.perf_counter() - started, stopped_by)
 

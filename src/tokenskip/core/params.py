@@ -1,5 +1,8 @@
 """params.yaml parsed into typed, validated models: one model per section.
 
+Every default below is params.yaml's value, so a file or test that leaves a key out gets what
+the embedded default run uses (tests/unit/test_params_defaults.py holds the two together).
+
 Every error is one line naming the file, the dotted key path, what was wrong and
 what is allowed, e.g. ``params.yaml: prune.ratios.2: must be > 0 and <= 1 (got 1.5)``.
 """
@@ -58,10 +61,10 @@ class DataParams(Section):
     test_path: str | None = None
     fields: FieldMap | None = Field(default=None, validate_default=True)
     seed: NonNegativeInt = 1234
-    synthetic_train: PositiveInt = 20000
+    synthetic_train: PositiveInt = 40000
     synthetic_test: PositiveInt = 500
-    n_train: PositiveInt | None = None
-    n_test: PositiveInt | None = None
+    n_train: PositiveInt | None = 8000  # null: every question
+    n_test: PositiveInt | None = 500  # null: every problem
 
     @field_validator("fields")
     @classmethod
@@ -88,29 +91,27 @@ def require_batch_split(batch_size: int, num_processes: int) -> None:
 
 
 class BaseModelParams(Section):
-    """Size and training budget of the tiny bootstrap model (used when model.name=bootstrap)."""
+    """Size and training budget of the tiny bootstrap model (used when model.name=bootstrap): one
+    example per row, in length-grouped batches trimmed to their longest example."""
 
     hidden_size: PositiveInt = 64
     num_layers: PositiveInt = 4
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 256
-    initializer_range: PositiveFloat = 0.02  # std of the random initial weights (transformers' default)
+    initializer_range: PositiveFloat = 0.08  # std of the random initial weights
     vocab_size: PositiveInt = 1024
-    seq_len: PositiveInt = 256
-    packing: Literal["single", "whole", "stream"] = "stream"  # example per row | packed rows | cut stream
-    batch_size: PositiveInt = 16
-    learning_rate: PositiveFloat = 3e-3
+    seq_len: PositiveInt = 512  # one example per row: must hold the longest training example
+    batch_size: PositiveInt = 8  # examples per step (global, over num_processes)
+    learning_rate: PositiveFloat = 2e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    warmup_steps: NonNegativeInt = 50
-    digit_loss_weight: PositiveFloat = 1.0  # loss weight of digit tokens (answers hinge on them)
-    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # > 0: save the moving average of the weights
-    min_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.0  # held-out accuracy below it: exit 3
-    max_steps: PositiveInt = 2300  # the binding budget: same seed and params give the same model
+    warmup_steps: NonNegativeInt = 100
+    min_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.7  # held-out accuracy below it: exit 3
+    max_steps: PositiveInt = 6400  # the binding budget: same seed and params give the same model
     time_budget_s: PositiveFloat = 3600.0  # safety cap only (reported as stopped_by=time_budget)
     eval_batch_size: PositiveInt = 100
     eval_max_new_tokens: PositiveInt = 256
     threads: PositiveInt = 2  # in all: threads // num_processes per process
-    num_processes: PositiveInt = 1  # > 1: data-parallel CPU processes (gloo all-reduce), same global batch
+    num_processes: PositiveInt = 2  # > 1: data-parallel CPU processes (gloo all-reduce), same global batch
     seed: NonNegativeInt = 0
 
     @model_validator(mode="after")
@@ -122,11 +123,11 @@ class BaseModelParams(Section):
 class GenerateParams(Section):
     """Greedy CoT generation by the target model on the training questions."""
 
-    batch_size: PositiveInt = 64
+    batch_size: PositiveInt = 128  # per Ray worker with backend=ray
     max_new_tokens: PositiveInt = 256
     max_cot_tokens: PositiveInt = 250
-    backend: Literal["transformers", "ray", "vllm"] = "transformers"
-    threads: PositiveInt = 2  # torch CPU threads (per Ray worker with backend=ray)
+    backend: Literal["transformers", "ray", "vllm"] = "ray"
+    threads: PositiveInt = 1  # torch CPU threads (per Ray worker with backend=ray)
     ray_workers: PositiveInt = 2  # model replicas (Ray actors), one GPU each when the cluster has GPUs
     shard_size: PositiveInt = 256  # prompts per Ray/vLLM shard, rounded down to whole batches
     ray_max_retries: NonNegativeInt = 3  # restarts of a dead worker and retries of its shard
@@ -140,7 +141,7 @@ class PruneParams(Section):
     ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
     force_digits: bool = True
     force_tokens: list[str] = Field(default_factory=lambda: ["+", "-", "*", "/", "=", "$"])
-    samples_per_question: Literal["one", "all"] = "one"  # one seeded draw of g (the paper) | every g
+    samples_per_question: Literal["one", "all"] = "all"  # every g | one seeded draw of g (the paper)
     batch_size: PositiveInt = 32
     seed: NonNegativeInt = 0
     threads: PositiveInt = 2
@@ -156,25 +157,21 @@ class ValidateParams(Section):
 
 
 class FinetuneParams(Section):
-    """Ratio-conditioned fine-tuning (LoRA by default, full for tiny models)."""
+    """Ratio-conditioned LoRA fine-tuning; each batch a random draw of samples (ratios mixed)."""
 
-    method: Literal["lora", "full"] = "lora"
-    lora_rank: PositiveInt = 8
-    lora_alpha: PositiveInt = 16
+    lora_rank: PositiveInt = 64
+    lora_alpha: PositiveInt = 128
     lora_dropout: Fraction = 0.0
     target_modules: str | list[str] = "all-linear"
-    learning_rate: PositiveFloat = 5e-5
-    epochs: PositiveFloat = 3.0
-    batch_size: PositiveInt = 1
-    # random: each batch a random draw, ratios mixed | group_by_length: batches of similar length
-    # (less padding, but compressed and full CoTs then land in separate batches)
-    sampling: Literal["random", "group_by_length"] = "random"
-    full_cot_loss_weight: PositiveFloat = 1.0  # loss weight of original CoTs (g = 1.0); compressed: 1
-    gradient_accumulation_steps: PositiveInt = 8
+    learning_rate: PositiveFloat = 2e-3
+    epochs: PositiveFloat = 1.0
+    batch_size: PositiveInt = 16
+    full_cot_loss_weight: PositiveFloat = 3.0  # loss weight of original CoTs (g = 1.0); compressed: 1
+    gradient_accumulation_steps: PositiveInt = 1
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    max_length: PositiveInt = 1024
-    save_steps: PositiveInt = 200
+    max_length: PositiveInt = 512
+    save_steps: PositiveInt = 100
     logging_steps: PositiveInt = 10
     merge: bool = True
     threads: PositiveInt = 2
@@ -190,10 +187,10 @@ class FinetuneParams(Section):
 class EvaluateParams(Section):
     """Evaluation of each ratio and the baselines on the test split."""
 
-    ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
-    batch_size: PositiveInt = 64
+    ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])  # file: null = prune's
+    batch_size: PositiveInt = 100
     max_new_tokens: PositiveInt = 256
-    latency_samples: PositiveInt = 50
+    latency_samples: PositiveInt = 25
     baseline_latency_samples: PositiveInt = 10
     baselines: bool = True
     truncation_ratios: list[Ratio] = Field(default_factory=lambda: [0.5, 0.7, 0.9])

@@ -2,9 +2,9 @@
 
 The loss covers the completion tokens (and the closing EOS) only; prompt tokens are
 labelled -100. Training runs through the transformers ``Trainer`` (cosine schedule with
-warmup, checkpoints every ``save_steps``, resume from the last checkpoint), with PEFT LoRA
-on all linear layers or, for tiny models, full fine-tuning. Under ``accelerate launch`` (N
-processes, tokenskip.finetune.distributed) the Trainer runs DDP: each global batch of
+warmup, random batches, checkpoints every ``save_steps``, resume from the last checkpoint), with
+PEFT LoRA on ``finetune.target_modules`` (all linear layers by default). Under ``accelerate
+launch`` (N processes, tokenskip.finetune.distributed) the Trainer runs DDP: each global batch of
 ``finetune.batch_size`` is split into N parts, gradients are all-reduced, and rank 0 alone writes
 checkpoints, the adapter/model and report. In one process batches are padding-free
 (tokenskip.finetune.batching) and LoRA layers as wide as their rank run folded
@@ -50,6 +50,7 @@ from tokenskip.finetune.lora_forward import fold_lora_layers
 from tokenskip.finetune.weighting import sample_weight, trainer_class
 
 FINGERPRINT_FILE = "fingerprint.json"
+METHOD = "lora"  # named in the report and the model's manifest (full fine-tuning: README Params)
 
 
 @dataclass
@@ -119,9 +120,7 @@ def prepare_checkpoints(folder: Path, key: str) -> str | None:
 
 
 def wrap_model(model: Any, params: FinetuneParams) -> Any:
-    """LoRA on the target modules (``all-linear`` by default) or the model itself for ``full``."""
-    if params.method == "full":
-        return model
+    """LoRA on the target modules (``all-linear`` by default)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
@@ -137,7 +136,7 @@ def wrap_model(model: Any, params: FinetuneParams) -> Any:
 def training_arguments(
     params: FinetuneParams, checkpoints: Path, device: str, processes: int = 1, report_to: str = "none"
 ) -> Any:
-    """TrainingArguments from params: cosine with warmup, ``finetune.sampling``, bf16 on CUDA, fp32 on CPU.
+    """TrainingArguments from params: cosine with warmup, random batches, bf16 on CUDA, fp32 on CPU.
 
     ``processes`` > 1: accelerate ``split_batches``, so the sampler sees the single-process global batch
     in the same order and each process computes batch_size / processes rows; the loss is averaged over
@@ -165,7 +164,6 @@ def training_arguments(
         report_to=report_to,
         dataloader_num_workers=0,
         remove_unused_columns=False,
-        train_sampling_strategy=params.sampling,
         disable_tqdm=not progress_enabled(),
         accelerator_config={"split_batches": processes > 1},
         average_tokens_across_devices=True,
@@ -187,16 +185,14 @@ def sort_target_modules(config_file: Path) -> None:
 
 
 def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: Path, meta: dict) -> None:
-    """Write adapter/ (LoRA), model/ (merged or full) and the manifest into a staged folder, then swap
-    it in."""
+    """Write adapter/ (LoRA), model/ (merged, with ``finetune.merge``) and the manifest into a staged
+    folder, then swap it in."""
     with staged_dir(out_dir) as staging:
-        if params.method == "lora":
-            model.save_pretrained(str(staging / ADAPTER_SUBDIR), safe_serialization=True)
-            sort_target_modules(staging / ADAPTER_SUBDIR / "adapter_config.json")
-            tokenizer.save_pretrained(str(staging / ADAPTER_SUBDIR))
-            if params.merge:
-                model = model.merge_and_unload()
-        if params.method == "full" or params.merge:
+        model.save_pretrained(str(staging / ADAPTER_SUBDIR), safe_serialization=True)
+        sort_target_modules(staging / ADAPTER_SUBDIR / "adapter_config.json")
+        tokenizer.save_pretrained(str(staging / ADAPTER_SUBDIR))
+        if params.merge:
+            model = model.merge_and_unload()
             model.save_pretrained(str(staging / MODEL_SUBDIR), safe_serialization=True)
             tokenizer.save_pretrained(str(staging / MODEL_SUBDIR))
         write_json(staging / MANIFEST_FILE, meta)
@@ -280,7 +276,7 @@ def run_finetune(
     tokens = int(all_tokens * (steps - start_step) / max_steps)
     history = _loss_history(trainer.state.log_history)
     ratios = sorted({float(s["ratio"]) for s in samples})
-    meta = {"method": params.method, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
+    meta = {"method": METHOD, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
     distributed = describe()
     if main:
         model.config.use_cache = use_cache
@@ -289,7 +285,7 @@ def run_finetune(
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
     barrier()
     return FinetuneResult(
-        method=params.method,
+        method=METHOD,
         steps=steps,
         seconds=round(seconds, 2),
         tokens=tokens,
