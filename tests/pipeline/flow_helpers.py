@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tokenskip.core.net import free_port  # noqa: F401  (the pipeline tests' free ports)
 
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc") if (BIN / "dvc").exists() else "dvc"
@@ -37,13 +38,6 @@ SMALL_PARAMS = {
     "generate": {"backend": "transformers"},  # 16 questions: a local Ray cluster would cost more than it saves
     "flow": {"retries": 0, "retry_delay_s": 0},
 }
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_process_group(proc: subprocess.Popen, timeout_s: float = 20) -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import load_tokenizer
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
 def resolve_local(folder: Path) -> dict[str, Any]:
@@ -27,11 +22,11 @@ def resolve_local(folder: Path) -> dict[str, Any]:
 
 def resolve_hub(name: str, revision: str | None) -> dict[str, Any]:
     """Snapshot a hub id where the network allows; else record it (and a cached copy, if any)."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import is_offline_mode, snapshot_download
 
     record: dict[str, Any] = {"name": name, "revision": revision, "path": None, "source": "hub"}
     try:
-        path = snapshot_download(name, revision=revision, local_files_only=_offline())
+        path = snapshot_download(name, revision=revision, local_files_only=is_offline_mode())
     except Exception as exc:  # offline, unknown id, no cache: record the id, later stages load it
         record["snapshot_error"] = str(exc).splitlines()[0][:300]
         return record

@@ -10,12 +10,12 @@ workers see ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in their environment; the tra
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.net import free_port
 
 CPU_CONFIG = "multi-cpu.yaml"
 GPU_CONFIG = "multi-gpu.yaml"
@@ -65,13 +65,6 @@ def accelerate_config(path: Path, cuda: bool) -> Path:
             "with it; see infra/accelerate/ or pass --accelerate-config)"
         )
     return chosen
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 for the rendezvous (so concurrent runs do not collide on 29500)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def launch_command(config: Path, processes: int, threads: int, module_args: list[str]) -> list[str]:
