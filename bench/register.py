@@ -103,7 +103,8 @@ def write_workspace(root: Path, model: Path) -> Path:
 def run_register(root: Path, tracking_uri: str | None = None) -> dict:
     """The register stage in-process on the workspace (as dvc.yaml calls it); its report."""
     from tokenskip.core.params import load_params
-    from tokenskip.register.registration import RegisterInputs, register
+    from tokenskip.register.inputs import RegisterInputs
+    from tokenskip.register.registration import register
 
     os.environ.pop("TOKENSKIP_PARENT_RUN_ID", None)
     if tracking_uri:
