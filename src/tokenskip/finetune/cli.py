@@ -67,7 +67,8 @@ def finetune(
         _launch_workers(base, samples, out, checkpoints, report, params, accelerate_config,
                         settings.num_processes, validation)
         return
-    result = run_finetune(base, samples, out, checkpoints, settings)
+    result = run_finetune(base, samples, out, checkpoints, settings,
+                          instruction=load_params(params).model.instruction)
     if rank() != 0:
         return
     payload = asdict(result)

@@ -24,8 +24,9 @@ from typing import Any
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import ADAPTER_SUBDIR, MANIFEST_FILE, MODEL_SUBDIR, count_parameters
 from tokenskip.core.io import read_jsonl, staged_dir, write_json
-from tokenskip.core.params import FinetuneParams
+from tokenskip.core.params import DEFAULT_INSTRUCTION, FinetuneParams
 from tokenskip.core.progress import progress_enabled
+from tokenskip.core.prompts import add_ratio_template
 from tokenskip.core.records import SAMPLE_FIELDS
 from tokenskip.finetune import live
 from tokenskip.finetune.batching import (
@@ -184,9 +185,13 @@ def sort_target_modules(config_file: Path) -> None:
         write_json(config_file, config)
 
 
-def _save_outputs(model: Any, tokenizer: Any, params: FinetuneParams, out_dir: Path, meta: dict) -> None:
+def _save_outputs(
+    model: Any, tokenizer: Any, params: FinetuneParams, out_dir: Path, meta: dict, instruction: str
+) -> None:
     """Write adapter/ (LoRA), model/ (merged, with ``finetune.merge``) and the manifest into a staged
-    folder, then swap it in."""
+    folder, then swap it in. Both folders' tokenizers carry the ratio chat template (``instruction``
+    and the trained ratios; :func:`tokenskip.core.prompts.add_ratio_template`): they serve as they are."""
+    add_ratio_template(tokenizer, instruction, meta["ratios"])
     with staged_dir(out_dir) as staging:
         model.save_pretrained(str(staging / ADAPTER_SUBDIR), safe_serialization=True)
         sort_target_modules(staging / ADAPTER_SUBDIR / "adapter_config.json")
@@ -225,9 +230,11 @@ def _resume_point(checkpoints: Path, key: Callable[[], str], main: bool) -> str 
 
 
 def run_finetune(
-    base_dir: Path, samples_path: Path, out_dir: Path, checkpoints: Path, params: FinetuneParams
+    base_dir: Path, samples_path: Path, out_dir: Path, checkpoints: Path, params: FinetuneParams,
+    instruction: str = DEFAULT_INSTRUCTION,
 ) -> FinetuneResult:
     """Fine-tune the base model in ``base_dir`` on the samples; resume from ``checkpoints``.
+    ``instruction`` (params model.instruction) goes into the saved folders' ratio chat template.
 
     Under ``accelerate launch`` every process calls this; rank 0 alone writes ``out_dir`` and
     removes ``checkpoints``, and every process returns after it has done so.
@@ -281,7 +288,7 @@ def run_finetune(
     if main:
         model.config.use_cache = use_cache
         model.set_attn_implementation(attention)
-        _save_outputs(trainer.model, tokenizer, params, out_dir, meta)
+        _save_outputs(trainer.model, tokenizer, params, out_dir, meta, instruction)
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while a run is unfinished
     barrier()
     return FinetuneResult(
