@@ -7,8 +7,9 @@ report gives the held-out accuracy and the training seconds. Targets: accuracy >
 training <= 360 s for every seed on 2 cores.
 
 Prints ONE JSON line: per seed the accuracy, training seconds, steps and final loss; the minimum
-and mean accuracy; whether every seed met both targets. ``--readme`` also writes the table into
-README.md between the ``seeds:begin`` / ``seeds:end`` markers. ``--reuse SEED=REPORT`` takes a seed's
+and mean accuracy; whether every seed met both targets. ``--write`` also writes the table into
+docs/reproducibility.md between the ``seeds:begin`` / ``seeds:end`` markers (drawn by
+tokenskip.register.tables, the renderer of every table). ``--reuse SEED=REPORT`` takes a seed's
 figures from the base-model report of a run with the same ``base_model`` params and that seed
 (``reports/base-model.json`` after ``dvc repro``, for seed 0) instead of training it again: the
 stage is deterministic, so the accuracy is the same bits; the seconds are that run's. Run it on a
@@ -18,7 +19,6 @@ the model is the same bits for the same seed on one machine).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,12 +28,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
+
+from tokenskip.register.tables import markdown_table, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_ACCURACY = 0.90
 TARGET_TRAIN_S = 360.0
-BEGIN, END = "<!-- seeds:begin (python experiments/seeds.py --readme) -->", "<!-- seeds:end -->"
+DOC = ROOT / "docs" / "reproducibility.md"
+BEGIN, END = "<!-- seeds:begin (python experiments/seeds.py --write) -->", "<!-- seeds:end -->"
 
 
 def report_figures(report: Path) -> dict[str, Any]:
@@ -73,46 +77,39 @@ def summary(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def readme_table(result: dict[str, Any]) -> str:
-    """The Markdown table written between the README markers."""
-    lines = ["| base_model.seed | held-out accuracy | training (s) | steps | final loss |",
-             "|---|---|---|---|---|"]
-    for seed, run in result["seeds"].items():
-        lines.append(f"| {seed} | {run['accuracy']:.3f} | {run['train_seconds']:.0f} | {run['steps']} "
-                     f"| {run['final_loss']:.4f} |")
+def seeds_table(result: dict[str, Any]) -> str:
+    """The Markdown table written between the markers, and the verdict under it."""
+    rows = [{"base_model.seed": seed, "held-out accuracy": f"{run['accuracy']:.3f}",
+             "training (s)": f"{run['train_seconds']:.0f}", "steps": run["steps"],
+             "final loss": f"{run['final_loss']:.4f}"} for seed, run in result["seeds"].items()]
     verdict = "yes" if result["all_pass"] else "no"
-    lines.append(f"\nMinimum {result['min_accuracy']:.3f}, mean {result['mean_accuracy']:.3f}; every seed "
-                 f">= {TARGET_ACCURACY} within {TARGET_TRAIN_S:.0f} s: {verdict}.")
-    return "\n".join(lines)
+    return (f"{markdown_table(rows)}\n\nMinimum {result['min_accuracy']:.3f}, "
+            f"mean {result['mean_accuracy']:.3f}; every seed >= {TARGET_ACCURACY} "
+            f"within {TARGET_TRAIN_S:.0f} s: {verdict}.")
 
 
-def write_readme(result: dict[str, Any], readme: Path = ROOT / "README.md") -> None:
-    """Replace the text between the seeds markers of the README with the table."""
-    text = readme.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    readme.write_text(f"{head}{BEGIN}\n{readme_table(result)}\n{END}{tail}", encoding="utf-8")
+def write_table(result: dict[str, Any], doc: Path = DOC) -> None:
+    """Replace the text between the seeds markers of ``doc`` with the table."""
+    text = replace_block(doc.read_text(encoding="utf-8"), BEGIN, END, seeds_table(result), str(doc))
+    doc.write_text(text, encoding="utf-8")
 
 
-def main() -> None:
-    """Train one base model per seed; print the JSON line (and write the README table)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
-    parser.add_argument("--reuse", action="append", default=[], metavar="SEED=REPORT",
-                        help="take SEED's figures from a base-model report of the same params")
-    args = parser.parse_args()
-    reused = {int(seed): Path(path) for seed, path in (item.split("=", 1) for item in args.reuse)}
+def main(
+    seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Comma-separated seeds to train"),
+    write: bool = typer.Option(False, "--write", help="Write the table into docs/reproducibility.md"),
+    reuse: list[str] = typer.Option([], "--reuse", metavar="SEED=REPORT",
+                                    help="Take SEED's figures from a base-model report of the same params"),
+) -> None:
+    """Train one base model per seed; print the JSON line (and write the table)."""
+    reused = {int(seed): Path(path) for seed, path in (item.split("=", 1) for item in reuse)}
     with tempfile.TemporaryDirectory(prefix="tokenskip-seeds-") as work:
         runs = {seed: report_figures(reused[seed]) if seed in reused else train_seed(seed, Path(work))
-                for seed in args.seeds}
+                for seed in (int(item) for item in seeds.split(","))}
     result = summary(runs)
     print(json.dumps(result))
-    if args.readme:
-        write_readme(result)
+    if write:
+        write_table(result)
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)

@@ -222,7 +222,7 @@ def _summarize(
     logger.info("flow wall %.1f s, stages %.1f s, flow overhead %.1f s", wall, stage_sum, wall - stage_sum)
     evaluation = fr.read_report(repo / "reports" / "evaluate.json") if "evaluate" in ran else None
     if evaluation:
-        logger.info("\n%s", fr.evaluation_markdown(evaluation))
+        logger.info("\n%s", fr.results_markdown(evaluation))
     register = fr.read_report(repo / "reports" / "register.json") if "register" in ran else None
     decision = fr.champion_of(register)
     logger.info("%s", fr.champion_line(decision) if register else "Champion: register stage not run")
@@ -230,13 +230,10 @@ def _summarize(
 
 
 def final_summary(repo: Path) -> str:
-    """What `make run` prints at the end: the evaluation table and the champion."""
+    """What `make run` prints at the end: the results and gate tables and the champion."""
     reports = repo / "reports"
-    evaluation = fr.read_report(reports / "evaluate.json")
-    register = fr.read_report(reports / "register.json")
-    parts = [fr.evaluation_markdown(evaluation) if evaluation else "(no reports/evaluate.json yet)"]
-    parts.append(fr.champion_line(fr.champion_of(register)) if register else "Champion: (no register report)")
-    return "\n\n".join(parts)
+    return fr.final_tables(fr.read_report(reports / "evaluate.json"),
+                           fr.read_report(reports / "register.json"))
 
 
 def run_once(repo: Path, stages: list[str] | None = None, overrides: list[str] | None = None) -> int:

@@ -1,20 +1,31 @@
 """Turn the stages' reports (reports/validate.json, evaluate.json, register.json) into the
-markdown and tables the Prefect flow publishes and prints. Pure functions, no Prefect.
+markdown and tables the Prefect flow publishes and prints. The results and gate tables come from
+the library's one renderer (tokenskip.register.tables, tokenskip.register.summary); the data
+validation summary is the flow's own. Pure functions, no Prefect.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tokenskip.core.errors import TokenSkipError
+from tokenskip.register.summary import run_summary
+from tokenskip.register.tables import (
+    cell,
+    champion_line,
+    champion_of,
+    gate_rows,
+    is_interval,
+    markdown_table,
+    result_rows,
+    results_markdown,
+)
 
-EVAL_COLUMNS = ("accuracy", "accuracy_ci", "mean_cot_tokens", "actual_ratio", "latency_s", "throughput_tok_s")
-GATE_COLUMNS = ("version", "ratio", "verdict", "alias", "accuracy", "accuracy_ci", "reference", "decision",
-                "accuracy_drop", "accuracy_drop_ci", "token_reduction", "token_reduction_ci", "mcnemar_p",
-                "reason")
+__all__ = ["champion_line", "champion_of", "evaluation_rows", "failure_line", "final_tables", "gate_rows",
+           "markdown_table", "read_report", "results_markdown", "validation_markdown"]
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
@@ -30,71 +41,20 @@ def read_report(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def fmt(value: Any) -> str:
-    """A table cell: floats to 4 significant digits, None as an empty cell, pipes escaped."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if _is_interval(value):
-        return f"[{value[0]:.3g}, {value[1]:.3g}]"
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, sort_keys=True)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def evaluation_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The results table's rows (the Prefect table artifact): the original, every ratio, every baseline."""
+    return result_rows(report)
 
 
-def _is_interval(value: Any) -> bool:
-    return (isinstance(value, list | tuple) and len(value) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A GitHub-flavoured markdown table of ``rows`` over ``columns``."""
-    head = "| " + " | ".join(columns) + " |"
-    rule = "| " + " | ".join("---" for _ in columns) + " |"
-    body = ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
-
-
-def _ratio_sort_value(name: str) -> float:
-    try:
-        return -float(name)
-    except ValueError:
-        return 0.0
-
-
-def evaluation_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per ratio (g = 1.0 first, then decreasing) and one per baseline."""
-    rows: list[dict[str, Any]] = []
-    ratios = report.get("ratios") or {}
-    for name in sorted(ratios, key=_ratio_sort_value):
-        rows.append({"model": "tokenskip", "setting": f"g={name}", **_metrics(ratios[name])})
-    for name, metrics in (report.get("baselines") or {}).items():
-        rows.append({"model": "baseline", "setting": name, **_metrics(metrics)})
-    return rows
+def final_tables(evaluate: Mapping[str, Any] | None, register: Mapping[str, Any] | None) -> str:
+    """What a flow run ends with: the results and gate tables and the champion line."""
+    return run_summary(evaluate, register)
 
 
 def _metrics(metrics: Any) -> dict[str, Any]:
     if not isinstance(metrics, Mapping):
         return {}
-    return {k: v for k, v in metrics.items() if _is_interval(v) or not isinstance(v, (dict, list))}
-
-
-def evaluation_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The table's columns: model, setting, the known metrics, then any other metric seen."""
-    seen = [k for row in rows for k in row if k not in ("model", "setting")]
-    others = [k for k in dict.fromkeys(seen) if k not in EVAL_COLUMNS]
-    return ["model", "setting", *[c for c in EVAL_COLUMNS if c in seen], *others]
-
-
-def evaluation_markdown(report: Mapping[str, Any]) -> str:
-    """The evaluation table as markdown, headed by the test-set size."""
-    rows = evaluation_rows(report)
-    n_test = report.get("n_test")
-    title = f"### Evaluation ({n_test} test problems)" if n_test is not None else "### Evaluation"
-    return f"{title}\n\n{markdown_table(rows, evaluation_columns(rows))}"
+    return {k: v for k, v in metrics.items() if is_interval(v) or not isinstance(v, dict | list)}
 
 
 def validation_markdown(report: Mapping[str, Any], docs_dir: Path) -> str:
@@ -122,16 +82,16 @@ def validation_markdown(report: Mapping[str, Any], docs_dir: Path) -> str:
 def failure_line(item: Any) -> str:
     """One failed expectation: suite: name; column; unexpected count; example ids."""
     if not isinstance(item, Mapping):
-        return fmt(item)
+        return cell(item)
     parts = [f"{item.get('suite', '?')}: {item.get('name') or item.get('expectation', '?')}"]
     if item.get("column"):
-        parts.append(f"column {fmt(item['column'])}")
+        parts.append(f"column {cell(item['column'])}")
     if item.get("unexpected_count") is not None:
         parts.append(f"{item['unexpected_count']} unexpected")
     if item.get("example_ids"):
         parts.append("e.g. " + ", ".join(str(i) for i in item["example_ids"][:5]))
     if item.get("exception"):
-        parts.append(f"exception {fmt(item['exception'])}")
+        parts.append(f"exception {cell(item['exception'])}")
     return "; ".join(parts)
 
 
@@ -140,56 +100,3 @@ def _docs_index(docs_dir: Path) -> Path | None:
         return None
     candidates = sorted(docs_dir.rglob("index.html"), key=lambda p: len(p.parts))
     return candidates[0] if candidates else None
-
-
-def gate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per registered version (ratio, verdict, alias, reason, ...), by ratio."""
-    versions = report.get("versions") or []
-    if isinstance(versions, Mapping):
-        versions = [{"ratio": k, **v} if isinstance(v, Mapping) else {"ratio": k, "version": v}
-                    for k, v in versions.items()]
-    rows = [_metrics(v) for v in versions if isinstance(v, Mapping)]
-    return sorted(rows, key=lambda r: _ratio_sort_value(str(r.get("ratio", ""))))
-
-
-def gate_markdown(report: Mapping[str, Any]) -> str:
-    """The gate decisions table plus the champion line."""
-    rows = gate_rows(report)
-    seen = list(dict.fromkeys(k for row in rows for k in row))
-    columns = [c for c in GATE_COLUMNS if c in seen] + [c for c in seen if c not in GATE_COLUMNS]
-    name = report.get("registered_model", "")
-    table = markdown_table(rows, columns) if rows else "(no versions registered)"
-    return f"### Promotion gate: {name}\n\n{table}\n\n{champion_line(champion_of(report))}"
-
-
-def champion_of(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The gate decision: {registered_model, version, ratio} of the champion, or None; with
-    ``from_this_run: False`` when the alias stayed on an earlier run's version (nothing passed)."""
-    if not report:
-        return None
-    champ = report.get("champion")
-    version = report.get("champion_version")
-    ratio = report.get("champion_ratio")
-    from_this_run = True
-    if isinstance(champ, Mapping):
-        version = champ.get("version", version)
-        ratio = champ.get("ratio", ratio)
-        from_this_run = champ.get("from_this_run", True)
-    elif champ is not None:
-        version = champ
-    if version is None:
-        return None
-    decision = {"registered_model": report.get("registered_model"), "version": str(version), "ratio": ratio}
-    return decision if from_this_run else {**decision, "from_this_run": False}
-
-
-def champion_line(decision: Mapping[str, Any] | None) -> str:
-    """One human line: which version is champion, at which ratio, or that none passed."""
-    if not decision:
-        return "Champion: none (no version passed the gate)"
-    model = decision.get("registered_model") or "model"
-    champion = f"{model} version {decision['version']} (ratio {decision.get('ratio')})"
-    if decision.get("from_this_run", True):
-        return f"Champion: {champion}"
-    return ("Champion: none from this run (no ratio passed the gate); the alias stays on an earlier "
-            f"run's {champion}")

@@ -53,7 +53,7 @@ def test_flow_runs_stages_in_order_retries_crashes_prints_the_champion_and_stops
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stages to run: base-model, validate, evaluate, register" in done.stderr  # dvc.yaml's
     assert done.stdout.rstrip().endswith("Champion: toy version 1 (ratio 0.5)")
-    assert "| tokenskip | g=0.5 | 0.5 | 5 |" in done.stdout
+    assert "| TokenSkip g=0.5 | 0.500 | 5.0 |  |  |" in done.stdout
     assert (toy / "calls_evaluate.txt").read_text() == "2"
 
     flow_run = latest_flow_run(prefect_client)
@@ -66,7 +66,8 @@ def test_flow_runs_stages_in_order_retries_crashes_prints_the_champion_and_stops
         "register",
     ]
     evaluation = artifact(prefect_client, "tokenskip-evaluation", flow_run.id)
-    assert [row["setting"] for row in json.loads(evaluation.data)] == ["g=1.0", "g=0.5", "truncation_0.5"]
+    settings = [row["setting"] for row in json.loads(evaluation.data)]
+    assert settings == ["TokenSkip g=1.0", "TokenSkip g=0.5", "truncation g=0.5"]
     gates = artifact(prefect_client, "tokenskip-gates", flow_run.id)
     assert "version 1 (ratio 0.5)" in gates.description
 

@@ -1,12 +1,19 @@
-"""``reports/metrics.json``: the headline ``dvc metrics show`` prints, from register's verdicts and
-evaluate's figures: per ratio the accuracy and its CI, the actual ratio, the latency ratio against
-the gate's reference and the verdict; and the champion."""
+"""The summary of one pipeline run, from register's verdicts and evaluate's figures:
+
+- ``reports/metrics.json``, the headline ``dvc metrics show`` prints (headline_metrics): per ratio
+  the accuracy and its CI, the actual ratio, the latency ratio against the gate's reference and
+  the verdict; and the champion;
+- the tables people read (run_summary): results, gate and champion, drawn by
+  tokenskip.register.tables, as `tokenskip run` prints them and the README shows them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tokenskip.core.prompts import ratio_key
+from tokenskip.register.tables import champion_line, champion_of, gate_markdown, results_markdown
 
 
 def _latency(evaluate: dict[str, Any], reference: str) -> float | None:
@@ -34,10 +41,23 @@ def headline_metrics(register_report: dict[str, Any], evaluate: dict[str, Any]) 
             "accuracy_drop_ci_high": version["accuracy_drop_ci"][1],
             "verdict": version["verdict"],
         }
-    champion = register_report.get("champion")
+    champion = champion_of(register_report)
     return {
         "reference": register_report["versions"][0]["reference"] if register_report["versions"] else None,
         "ratios": ratios,
         "champion_version": champion["version"] if champion else "none",
         "champion_ratio": champion["ratio"] if champion else None,
     }
+
+
+def run_summary(evaluate: Mapping[str, Any] | None, register: Mapping[str, Any] | None,
+                baselines: Sequence[str] | None = None, show_version: bool = True) -> str:
+    """The results table (``baselines``: which baselines besides the original, default all), the
+    gate table and the champion line; a line for each report that is missing."""
+    parts = [results_markdown(evaluate, register, baselines) if evaluate else "(no reports/evaluate.json)"]
+    if register and register.get("versions"):
+        parts.append(gate_markdown(register, show_version))
+    else:
+        parts.append(champion_line(champion_of(register), show_version) if register else
+                     "Champion: (no reports/register.json)")
+    return "\n\n".join(parts)
