@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -98,10 +99,47 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+def first_non_finite(payload: Any, where: str = "") -> tuple[str, float] | None:
+    """(dotted key, value) of the first NaN or infinite number in ``payload`` (list items by
+    index); None when every number is finite."""
+    if isinstance(payload, float):
+        return None if math.isfinite(payload) else (where or "<root>", payload)
+    if isinstance(payload, dict):
+        items: Iterable[tuple[Any, Any]] = payload.items()
+    elif isinstance(payload, list | tuple):
+        items = enumerate(payload)
+    else:
+        return None
+    for key, value in items:
+        found = first_non_finite(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def nulls_for_non_finite(payload: Any) -> Any:
+    """``payload`` with every NaN or infinite number replaced by None (JSON null: not measured)."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {key: nulls_for_non_finite(value) for key, value in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [nulls_for_non_finite(value) for value in payload]
+    return payload
+
+
 def write_json(path: str | Path, payload: Any) -> None:
-    """Write one JSON document atomically, pretty-printed with sorted keys."""
+    """Write one JSON document atomically, pretty-printed with sorted keys.
+
+    JSON has no NaN or Infinity: a non-finite number is one TokenSkipError naming the file and the
+    key, and nothing is written (a writer that means "not measured" writes None:
+    :func:`nulls_for_non_finite`)."""
+    found = first_non_finite(payload)
+    if found is not None:
+        key, value = found
+        raise TokenSkipError(f"{path}: {key}: not a finite number ({value}); JSON has no NaN or Infinity")
     with atomic_open(path) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        json.dump(payload, handle, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
 
 

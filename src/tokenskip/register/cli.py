@@ -40,7 +40,7 @@ def register(
     version is exit code 4.
     """
     from tokenskip.core.errors import NoChampion
-    from tokenskip.core.io import read_json, write_json
+    from tokenskip.core.io import nulls_for_non_finite, read_json, write_json
     from tokenskip.core.problems import dataset_file
     from tokenskip.register.inputs import RegisterInputs
     from tokenskip.register.registration import register as run_register
@@ -52,8 +52,8 @@ def register(
     experiment = os.environ.get(DVC_EXPERIMENT_ENV) or None
     payload = run_register(inputs, settings, params.read_text(encoding="utf-8"),
                            promote=not experiment, experiment=experiment)
-    write_json(report, payload)
-    write_json(metrics, headline_metrics(payload, read_json(evaluate)))
+    write_json(report, nulls_for_non_finite(payload))  # a figure the gate failed as NaN: null
+    write_json(metrics, nulls_for_non_finite(headline_metrics(payload, read_json(evaluate))))
     champion = payload["champion"]
     where = f"champion v{champion['version']} (g={champion['ratio']:g})" if champion else "no champion"
     if not payload["aliases_moved"]:

@@ -12,6 +12,9 @@ passes iff
    version's accuracy may not be lower than the champion's by more than ``max_accuracy_drop``.
    (A version that is more compressive than the champion is judged by 1 and 2 only.)
 
+A figure that is not a finite number (NaN or infinite: e.g. a token reduction against a reference
+that wrote no CoT tokens) fails the version, with the figure named in the reason.
+
 With ``gates.decision: upper_ci`` (the default) 1 and 2 use the CI bounds: the upper bound of the
 drop and the lower bound of the reduction, so noise alone cannot pass a version; ``point`` uses
 the point estimates. The most compressive passing version (fewest mean CoT tokens; ties: higher
@@ -20,6 +23,7 @@ accuracy, then lower ratio) becomes the champion; the other passing versions are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,7 +102,7 @@ def judge(
     """Apply the gate to one candidate; the reason names every failed condition (or 'passed')."""
     drop, reduction = judged_bounds(paired, thresholds.decision)
     what = "" if thresholds.decision == "point" else " (CI bound)"
-    failures = []
+    failures = _non_finite(candidate, drop, reduction, f" vs {reference}{what}")
     if drop > thresholds.max_accuracy_drop + EPSILON:
         failures.append(f"accuracy drop vs {reference}{what} {drop:.4f} > max_accuracy_drop "
                         f"{thresholds.max_accuracy_drop:g}")
@@ -120,6 +124,15 @@ def judge(
         decision=thresholds.decision,
         paired=paired,
     )
+
+
+def _non_finite(candidate: RatioResult, drop: float, reduction: float, versus: str) -> list[str]:
+    """One failure naming the figures that are NaN or infinite (none when every one is finite):
+    such a figure compares False with any threshold, so it must fail the gate explicitly."""
+    figures = {"accuracy": candidate.accuracy, "mean CoT tokens": candidate.mean_cot_tokens,
+               f"accuracy drop{versus}": drop, f"token reduction{versus}": reduction}
+    bad = [f"{name} {value}" for name, value in figures.items() if not math.isfinite(value)]
+    return [f"not a finite number: {', '.join(bad)}"] if bad else []
 
 
 def promotion_order(candidates: Sequence[RatioResult], verdicts: Sequence[Verdict]) -> list[float]:

@@ -6,7 +6,8 @@ naming the file and the field; nothing is read from MLflow before the inputs are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,22 +47,35 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _figure(value: Any) -> float:
+    """A paired figure: a number, or null (not measurable, e.g. a reduction against a reference
+    with no CoT tokens) read as NaN, which the gate fails with its reason."""
+    return math.nan if value is None else _number(value)
+
+
 def _required(value: Any) -> float:
     if value is None:
         raise PydanticCustomError("missing", "missing")
     return _number(value)
 
 
-def _interval(value: Any) -> tuple[float, float] | None:
+def _interval(value: Any, bound: Callable[[Any], float] = _number) -> tuple[float, float] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise PydanticCustomError("interval", "not an interval [low, high] ({shown})", {"shown": repr(value)})
-    low, high = (_number(x) for x in value)
+    low, high = (bound(x) for x in value)
     return low, high
 
 
+def _paired_interval(value: Any) -> tuple[float, float]:
+    """A paired CI: [low, high] with null bounds read as NaN; null as a whole: [NaN, NaN]."""
+    return _interval(value, _figure) or (math.nan, math.nan)
+
+
 Number = Annotated[float, BeforeValidator(_number)]
+Figure = Annotated[float, BeforeValidator(_figure)]
+PairedInterval = Annotated[tuple[float, float], BeforeValidator(_paired_interval)]
 GateNumber = Annotated[float, BeforeValidator(_required)]
 Timing = Annotated[float | None, BeforeValidator(lambda v: None if v is None else _number(v))]
 Interval = Annotated[tuple[float, float] | None, BeforeValidator(_interval)]
@@ -92,11 +106,11 @@ class PairedFigures(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    accuracy_drop: Number
-    accuracy_drop_ci: Annotated[tuple[float, float], BeforeValidator(_interval)]
-    token_reduction: Number
-    token_reduction_ci: Annotated[tuple[float, float], BeforeValidator(_interval)]
-    mcnemar_p: Number
+    accuracy_drop: Figure
+    accuracy_drop_ci: PairedInterval
+    token_reduction: Figure
+    token_reduction_ci: PairedInterval
+    mcnemar_p: Figure
 
     @model_validator(mode="before")
     @classmethod

@@ -7,6 +7,7 @@ its parent and the tag ``tokenskip.child``. Every call goes through :meth:`Track
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -113,13 +114,14 @@ def log_metrics_once(
     history: str = "",
     curve: Iterable[tuple[int, float]] = (),
 ) -> None:
-    """Log metrics (and an optional stepped curve named ``history``) unless already logged."""
+    """Log metrics (and an optional stepped curve named ``history``) unless already logged; a
+    value that is None, NaN or infinite is left out (not measured)."""
     from mlflow.entities import Metric
 
     if any(key in run.data.metrics for key in metrics):
         return
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)]
     batch += [Metric(history, float(value), now, int(step)) for step, value in curve]
     for start in range(0, len(batch), 1000):
         chunk = batch[start : start + 1000]
