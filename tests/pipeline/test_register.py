@@ -281,3 +281,18 @@ def test_a_damaged_embedded_store_is_one_line(workspace: Path, damage: str, monk
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "mlflow" in errors[0], done.stderr[-1500:]
     assert "Traceback" not in done.stderr, done.stderr[-1500:]
+
+
+def test_the_same_weights_evaluated_again_reuse_their_versions(tracking_env: str, workspace: Path) -> None:
+    """A second evaluation of the same weights measures other latencies and throughput: its figures,
+    paired statistics and per-question results are the same, so no version is registered twice."""
+    first = run_register(workspace)
+    path = workspace / "reports/evaluate.json"
+    report = json.loads(path.read_text())
+    for row in [*report["ratios"].values(), *report["baselines"].values()]:
+        row.update({k: round(v * 1.37, 4) for k, v in row.items() if k in ("latency_s", "throughput_tok_s")})
+    path.write_text(json.dumps(report))
+    second = run_register(workspace)
+    assert (second["created_versions"], second["reused_versions"]) == (0, 4)
+    assert len(versions(tracking_env, first["registered_model"])) == 4
+    assert second["champion"]["version"] == first["champion"]["version"]

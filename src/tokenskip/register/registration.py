@@ -138,7 +138,8 @@ def _track_and_register(
 
     inputs, params = runs.inputs, runs.params
     name = registered_model_name(params.mlflow.registered_model, params.model.name, params.data.dataset)
-    content = content_key(inputs.model_dir, finetuned_kind(inputs.model_dir), inputs.evaluate)
+    kind = finetuned_kind(inputs.model_dir)
+    content = content_key(inputs.model_dir, kind, runs.evaluate, inputs.per_question)
     outcome = _register_versions(tracking, name, content, runs, gate_inputs, params, experiment)
     if promote:
         apply_aliases(tracking, name, [str(outcome.versions[r].version) for r in outcome.order])

@@ -1,7 +1,9 @@
 """The model registry side of the register stage: versions, their tags, the gate's aliases.
 
 One version per (fine-tuned model, evaluation, ratio), keyed by the version tag ``tokenskip.key``
-= ``<content key>:<ratio>``, where the content key hashes the model's files and evaluate.json: a
+= ``<content key>:<ratio>``, where the content key hashes the model's files and what the evaluation
+found (figures, per-question results, settings; never its latencies or throughput, which differ
+between two evaluations of the same weights): a
 version is looked up before it is created, and created with all its tags in one call, so a re-run
 creates nothing new, whoever runs it (the flow or a plain ``tokenskip register``), and a retry
 after a failure completes the job without a half-tagged version. Aliases only (``champion``,
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenskip.core.io import file_sha256, folder_digests
+from tokenskip.core.io import folder_digests, read_jsonl
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import RatioResult, Verdict
 from tokenskip.register.inputs import METRICS
@@ -31,12 +33,32 @@ PARENT_RUN_TAG = "parent_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+TIMING_KEY = re.compile(r"latency|throughput|seconds|_s$")  # evaluate.json keys the clock measured
 
 
-def content_key(model_dir: Path, kind: str, evaluate: Path) -> str:
+def evaluation_content(tree: Any) -> Any:
+    """What an evaluation found, without what the clock measured: ``tree`` less every key that
+    names a timing (latency, throughput, seconds, ``*_s``), which differ between two evaluations
+    of the same weights on the same questions."""
+    if isinstance(tree, Mapping):
+        return {key: evaluation_content(value) for key, value in tree.items()
+                if not TIMING_KEY.search(str(key))}
+    if isinstance(tree, list | tuple):
+        return [evaluation_content(value) for value in tree]
+    return tree
+
+
+def content_key(
+    model_dir: Path, kind: str, evaluate: Mapping[str, Any], per_question: Path | None = None
+) -> str:
     """What makes a registry version: the fine-tuned model's files (its ``kind`` folder, ``model`` or
-    ``adapter``, by content) and the evaluation report. 32 hex digits of a sha256."""
-    identity = {"model": folder_digests(model_dir / kind), "evaluate": file_sha256(evaluate)}
+    ``adapter``, by content) and what the evaluation found (evaluate.json's figures, paired
+    statistics and decoding settings, and each question's result when ``per_question`` is given),
+    never its timings. 32 hex digits of a sha256."""
+    identity: dict[str, Any] = {"model": folder_digests(model_dir / kind),
+                                "evaluate": evaluation_content(evaluate)}
+    if per_question is not None:
+        identity["per_question"] = evaluation_content(read_jsonl(per_question))
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
