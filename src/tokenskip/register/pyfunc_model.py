@@ -5,19 +5,23 @@ parameter, so ``model.predict(["question"], params={"ratio": 0.7})`` overrides i
 are the run's, logged once and referenced by URI (:mod:`tokenskip.register.weights`): the merged
 model, or the LoRA adapter (carried by each version) over the base model (a local base logged
 once; a hub base by id and revision through ``model.json``).
-Output rows: ``{"cot", "answer", "ratio", "output", "cot_tokens"}``.
+Output rows: ``{"cot", "answer", "ratio", "output", "cot_tokens"}``. Prompts come from the model's
+ratio chat template (:mod:`tokenskip.core.prompts`), the same one ``tokenskip serve`` serves; a bad
+request is a 400 with one line naming the field (:class:`BadRequest`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from tokenskip.core.hf import ADAPTER_SUBDIR, MODEL_SUBDIR
 
@@ -40,47 +44,59 @@ def split_answer(text: str) -> tuple[str, str | None]:
     return cot, extract_prediction(text)
 
 
+class BadRequest(MlflowException):
+    """A request's fault, answered 400 (``INVALID_PARAMETER_VALUE``) with one line naming the field.
+
+    MLflow's scoring server (``mlflow models serve``) rewrites the message of an MlflowException
+    raised in ``predict`` to ``Failed to predict data '<the whole request>'. \\nError: ...``: two
+    lines that echo the input back (a 1 MB question: 1 MB). This message keeps its one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        self._line = message
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        """The one line, whatever the scoring server assigns."""
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        return  # the scoring server's rewrite (and MlflowException's own assignment) is ignored
+
+
 class TokenSkipModel(mlflow.pyfunc.PythonModel):
     """Pyfunc model: greedy TokenSkip generation at a (default or requested) compression ratio."""
 
     def load_context(self, context: Any) -> None:
         """Load the fine-tuned model and tokenizer from the version's artifacts."""
+        from tokenskip.core.decoding import override_repetition_penalty
         from tokenskip.core.hf import load_finetuned
-        from tokenskip.register.weights import resolve_weights
+        from tokenskip.register.weights import finetuned_layout
 
         self.config = dict(context.model_config or {})
-        artifacts = resolve_weights(dict(context.artifacts or {}), self.config.get("weights") or {})
-        self._tmp: str | None = None
-        key = MODEL_KEY if MODEL_KEY in artifacts else ADAPTER_KEY
-        source = Path(artifacts[key])
-        model_dir = source.parent
-        if source.name != key:  # renamed by MLflow on a collision: rebuild the expected layout
-            self._tmp = tempfile.mkdtemp(prefix="tokenskip-pyfunc-")
-            model_dir = Path(self._tmp)
-            (model_dir / key).symlink_to(source.resolve(), target_is_directory=True)
-        from tokenskip.core.decoding import override_repetition_penalty
-
-        self.model, self.tokenizer = load_finetuned(model_dir, artifacts.get(BASE_KEY, ""))
+        layout = finetuned_layout(dict(context.artifacts or {}), self.config.get("weights") or {})
+        self._tmp = layout.temporary
+        self.model, self.tokenizer = load_finetuned(layout.model_dir, layout.base_dir)
         override_repetition_penalty(self.model, self.config.get("repetition_penalty"))
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-        """Answer each question: ``[{"cot", "answer", "ratio", "output", "cot_tokens"}, ...]``."""
+        """Answer each question: ``[{"cot", "answer", "ratio", "output", "cot_tokens"}, ...]``.
+
+        A bad request (ratio not trained, NaN or out of range; max_new_tokens not a positive
+        integer; no question, an empty one, one longer than the context) is a :class:`BadRequest`."""
         from tokenskip.core.decoding import generate_greedy
-        from tokenskip.core.prompts import build_prompt
         from tokenskip.core.records import count_tokens
 
         settings = {**self.config, **{k: v for k, v in (params or {}).items() if v is not None}}
-        ratio = float(settings["ratio"])
-        if not 0 < ratio <= 1:
-            raise ValueError(f"params.ratio must be in (0, 1] (got {ratio})")
-        questions = questions_of(model_input)
-        prompts = [build_prompt(self.tokenizer, q, settings["instruction"], ratio) for q in questions]
+        ratio = request_ratio(settings["ratio"])
+        max_new_tokens = request_max_new_tokens(settings["max_new_tokens"])
+        questions = checked_questions(questions_of(model_input))
+        prompts = request_prompts(self.tokenizer, questions, settings["instruction"], ratio)
+        check_question_lengths(self.model, self.tokenizer, prompts)
         outputs, _ = generate_greedy(
-            self.model,
-            self.tokenizer,
-            prompts,
-            int(settings.get("batch_size", 8)),
-            int(settings["max_new_tokens"]),
+            self.model, self.tokenizer, prompts, int(settings.get("batch_size", 8)), max_new_tokens,
             desc="predict",
         )
         rows = []
@@ -100,6 +116,61 @@ class TokenSkipModel(mlflow.pyfunc.PythonModel):
     def __del__(self) -> None:
         if getattr(self, "_tmp", None):
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def request_ratio(value: Any) -> float:
+    """``params.ratio`` as a float: a number in (0, 1] (which ratios were trained, the prompt checks)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"params.ratio must be a number in (0, 1] (got {value!r})")
+    ratio = float(value)
+    if not math.isfinite(ratio) or not 0 < ratio <= 1:
+        raise BadRequest(f"params.ratio must be in (0, 1] (got {ratio})")
+    return ratio
+
+
+def request_max_new_tokens(value: Any) -> int:
+    """``params.max_new_tokens`` as a positive int."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise BadRequest(f"params.max_new_tokens must be a positive integer (got {value!r})")
+    return int(value)
+
+
+def checked_questions(questions: list[str]) -> list[str]:
+    """The questions, refused when there are none or one is empty (``inputs[i]`` names it)."""
+    if not questions:
+        raise BadRequest("inputs: no question (send a list of question strings)")
+    for index, question in enumerate(questions):
+        if not question.strip():
+            raise BadRequest(f"inputs[{index}]: the question is empty")
+    return questions
+
+
+def request_prompts(tokenizer: Any, questions: list[str], instruction: str, ratio: float) -> list[str]:
+    """The prompts: through the model's ratio chat template (the one ``tokenskip serve`` serves;
+    an untrained ratio fails there, naming the trained ones), or build_prompt for a model saved
+    without it."""
+    from jinja2.exceptions import TemplateError
+
+    from tokenskip.core.prompts import build_prompt, is_ratio_template, render_prompt
+
+    if not is_ratio_template(getattr(tokenizer, "chat_template", None)):
+        return [build_prompt(tokenizer, q, instruction, ratio) for q in questions]
+    try:
+        return [render_prompt(tokenizer, q, ratio) for q in questions]
+    except TemplateError as exc:
+        raise BadRequest(f"params.{str(exc).splitlines()[0]}") from None
+
+
+def check_question_lengths(model: Any, tokenizer: Any, prompts: list[str]) -> None:
+    """Refuse a prompt longer than the model's context (``inputs[i]`` names its question)."""
+    from tokenskip.core.decoding import check_prompt_lengths, model_context
+    from tokenskip.core.errors import TokenSkipError
+
+    labels = [f"inputs[{i}]" for i in range(len(prompts))]
+    try:
+        check_prompt_lengths(tokenizer, prompts, model_context(model, tokenizer), labels)
+    except TokenSkipError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def questions_of(model_input: Any) -> list[str]:

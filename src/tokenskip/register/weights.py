@@ -14,6 +14,9 @@ The adapter itself (megabytes) travels inside each version. At load time :func:`
 downloads a URI once into a cache folder (``TOKENSKIP_WEIGHTS_CACHE``, default
 ``~/.cache/tokenskip/weights``) keyed by the URI, so any process that reaches the same tracking
 store loads the version, on any host, without the registering machine's files.
+:func:`finetuned_layout` turns a version's artifacts into finetune's folder layout (the served
+pyfunc loads it; ``tokenskip serve`` serves it behind the OpenAI API); :func:`download_version`
+fetches a version (``models:/name@alias``) without loading it.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokenskip.core.hf import MODEL_SUBDIR, POINTER_FILE, finetuned_kind
+from tokenskip.core.hf import ADAPTER_SUBDIR, MODEL_SUBDIR, POINTER_FILE, finetuned_kind
 
 if TYPE_CHECKING:  # the served model imports this module; it needs no tracking client
     from tokenskip.tracking.store import Tracking
@@ -107,3 +111,49 @@ def fetch_weights(uri: str) -> Path:
 def resolve_weights(artifacts: dict[str, str], weights: dict[str, Any]) -> dict[str, str]:
     """The version's artifacts with each shared-weights URI replaced by its local folder."""
     return {**artifacts, **{key: str(fetch_weights(uri)) for key, uri in weights.items()}}
+
+
+@dataclass(frozen=True)
+class FinetunedLayout:
+    """A version's weights as finetune lays them out: ``model_dir`` holds ``model/`` or
+    ``adapter/``; ``base_dir`` is the base model (folder or ``model.json``; empty for a merged
+    model); ``temporary`` a folder of links to remove when done (None when none was needed)."""
+
+    model_dir: Path
+    base_dir: str
+    temporary: Path | None = None
+
+
+def finetuned_layout(artifacts: dict[str, str], weights: dict[str, Any]) -> FinetunedLayout:
+    """The finetune layout of a version's pyfunc ``artifacts`` (key -> local path) once its shared
+    ``weights`` URIs are downloaded (:func:`resolve_weights`). MLflow copies an artifact to
+    ``artifacts/<folder name>``; one renamed on a collision is linked back under its key."""
+    resolved = resolve_weights(artifacts, weights)
+    key = MODEL_SUBDIR if MODEL_SUBDIR in resolved else ADAPTER_SUBDIR
+    source = Path(resolved[key])
+    if source.name == key:
+        return FinetunedLayout(source.parent, resolved.get(BASE_ARTIFACT, ""))
+    temporary = Path(tempfile.mkdtemp(prefix="tokenskip-pyfunc-"))
+    (temporary / key).symlink_to(source.resolve(), target_is_directory=True)
+    return FinetunedLayout(temporary, resolved.get(BASE_ARTIFACT, ""), temporary)
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    """A downloaded version: its folder, pyfunc artifacts (key -> local path) and model_config."""
+
+    path: Path
+    artifacts: dict[str, str]
+    config: dict[str, Any]
+
+
+def download_version(model_uri: str, dst: str | Path) -> VersionFiles:
+    """Download the pyfunc model ``model_uri`` (``models:/name@alias``, ``runs:/...``) into ``dst``
+    without loading it (the shared weights stay URIs in ``config["weights"]``)."""
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    flavor = Model.load(str(path)).flavors.get("python_function", {})
+    artifacts = {key: str(path / info["path"]) for key, info in (flavor.get("artifacts") or {}).items()}
+    return VersionFiles(path, artifacts, dict(flavor.get("model_config") or {}))
