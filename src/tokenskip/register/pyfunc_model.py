@@ -130,7 +130,8 @@ def request_ratio(value: Any) -> float:
 
 def request_max_new_tokens(value: Any) -> int:
     """``params.max_new_tokens`` as a positive int."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value != int(value) or value < 1:
         raise BadRequest(f"params.max_new_tokens must be a positive integer (got {value!r})")
     return int(value)
 
