@@ -8,6 +8,8 @@ from tokenskip.validate.text_checks import (
     completion_matches,
     digits_in_order,
     forced_tokens_kept,
+    number_problem,
+    numbers,
     split_words,
     tag_matches_ratio,
     words_in_order,
@@ -40,13 +42,17 @@ def test_words_in_order(compressed: str, ok: bool) -> None:
     assert words_in_order(COT, compressed) is ok
 
 
-def test_words_glued_by_pruning_are_in_order() -> None:
-    """prune joins '1' '.' '2' of 'a 1 b.2' (b dropped) into '1.2', which re-splits as one number."""
+def test_words_glued_in_order_pass_the_word_rule() -> None:
+    """Glued words are matched character by character: '1' '.' '2' of 'a 1 b.2' written '1.2'
+    passes the word rule (the number rule fails it: '1.2' is no number of the CoT)."""
     assert words_in_order("a 1 b.2", "1.2") is True
+    assert number_problem("a 1 b.2", "1.2", True) == "number '1' (1 of 2 in the CoT) is '1.2' in the compressed CoT"
     assert words_in_order("a 1 b.2", "2.1") is False
     assert words_in_order("x 12abc y", "12abc") is True  # adjacent in the CoT
     assert words_in_order("x 12 abc y", "12abc") is False
-    assert words_in_order("so \\frac{1}{2} = 0.5", "12 = 0.5") is True  # '}' '{' dropped between
+    assert words_in_order("so \\frac{1}{2} = 0.5", "\\frac{1}{2} = 0.5") is True
+    assert words_in_order("so \\frac{1}{2} = 0.5", "12 = 0.5") is False  # a LaTeX group is one word
+    assert words_in_order("so \\frac{1}{2} = 0.5", "\\frac{1} = 0.5") is False
     assert words_in_order("so 1 {2}", "12") is False
 
 
@@ -117,3 +123,40 @@ def test_ratio_tag_detection(prompt: str, ratio: float, ok: bool) -> None:
 ])
 def test_ratio_tag_around_the_eos_token(prompt: str, ratio: float, ok: bool) -> None:
     assert tag_matches_ratio(prompt, ratio, "</s>") is ok
+
+
+def test_numbers_are_words_holding_a_digit() -> None:
+    assert numbers("A -.25 drop, .5 of 1,234.5 at 1.5e-3 or 50% (−7), 2-.5 and \\frac{1}{2} x2 3rd") == [
+        "-.25", ".5", "1,234.5", "1.5e-3", "50%", "−7", "2", ".5", "\\frac{1}{2}", "x2", "3"]
+
+
+@pytest.mark.parametrize(("original", "compressed", "problem"), [
+    ("so 30*.5=15 cups", "30*5=15", "number '.5' (2 of 3 in the CoT) is '5' in the compressed CoT"),
+    ("2-.5=1.5 liters", "2-5=1.5", "number '.5' (2 of 3 in the CoT) is '5' in the compressed CoT"),
+    ("a 150% rise", "150 rise", "number '150%' (1 of 1 in the CoT) is '150' in the compressed CoT"),
+    ("-.25 each", "-25 each", "number '-.25' (1 of 1 in the CoT) is '-25' in the compressed CoT"),
+    ("1.5e-3 s", "1.5-3 s", "number '1.5e-3' (1 of 1 in the CoT) is '1.5' in the compressed CoT"),
+    ("it is −7 now", "it is 7", "number '−7' (1 of 1 in the CoT) is '7' in the compressed CoT"),
+    ("half \\frac{1}{2}", "half \\frac 1{2}", "number '\\\\frac{1}{2}' (1 of 1 in the CoT) is '1' in the "
+     "compressed CoT"),
+    ("3 5 8", "3 8", "number '5' (2 of 3 in the CoT) is missing from the compressed CoT"),
+    ("3 5 8", "3 5", "number '8' (3 of 3 in the CoT) is missing from the compressed CoT"),
+    ("3 5", "3 5 5", "number '5' of the compressed CoT is not a number of the CoT"),
+    ("3 5 8 = 1,234", "3 5 8 = 1,234", None),
+])
+def test_number_problem_with_force_digits(original: str, compressed: str, problem: str | None) -> None:
+    assert number_problem(original, compressed, True) == problem
+
+
+@pytest.mark.parametrize(("original", "compressed", "ok"), [
+    ("3 5 8", "3 8", True),  # a dropped number is allowed
+    ("3 5 8", "", True),
+    ("30*.5=15", "30*5=15", False),  # a changed one never
+    ("3 .5 8", "3 5", False),
+    ("3 5 8", "8 3", False),  # nor a moved one
+])
+def test_number_problem_without_force_digits(original: str, compressed: str, ok: bool) -> None:
+    problem = number_problem(original, compressed, False)
+    assert (problem is None) is ok
+    if not ok:
+        assert problem.startswith("number '") and "is not a number of the CoT" in problem

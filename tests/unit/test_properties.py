@@ -132,6 +132,57 @@ def test_weighted_budget_is_filled_up_to_the_largest_word_left_out(data) -> None
     assert not left_out or used > budget + 0.5 - max(left_out) - 1e-9
 
 
+_signs = st.sampled_from(["", "", "-", "−"])
+_number_core = st.one_of(
+    st.integers(min_value=0, max_value=10**7).map(str),
+    st.integers(min_value=1000, max_value=10**7).map(lambda n: f"{n:,}"),
+    st.floats(min_value=0, max_value=1e4, allow_nan=False).map(lambda x: f"{x:.2f}"),
+    st.integers(min_value=1, max_value=99).map(lambda n: f".{n}"),
+    st.tuples(st.integers(1, 9), st.integers(0, 9), st.sampled_from(["e", "E"]), st.sampled_from(["", "-", "+"]),
+              st.integers(1, 12)).map(lambda t: f"{t[0]}.{t[1]}{t[2]}{t[3]}{t[4]}"),
+)
+_number = st.tuples(_signs, _number_core, st.sampled_from(["", "", "%"])).map("".join)
+_math_piece = st.one_of(
+    _number,
+    st.text(alphabet="abcxyz", min_size=1, max_size=5),
+    st.sampled_from(["+", "-", "−", "*", "/", "=", "^", "(", ")", ".", ",", "%", "$", "{", "}", "_", "\\"]),
+    st.sampled_from(["\\frac{1}{2}", "^{2}", "x^{10}", "a_{n}", "\\sqrt{16}", "\\boxed{42}", "\\times",
+                     "\\frac{\\sqrt{3}}{2}", "\\sqrt[3]{8}"]),
+)
+
+
+@st.composite
+def math_texts(draw: st.DrawFn) -> str:
+    """CoT-like arithmetic: numbers (signs, decimals, leading dots, exponents, percents, thousands),
+    operators and LaTeX groups, glued or separated by whitespace."""
+    pieces = draw(st.lists(_math_piece, min_size=1, max_size=30))
+    gaps = draw(st.lists(st.sampled_from(["", "", " ", "\n"]), min_size=len(pieces), max_size=len(pieces)))
+    return "".join(gap + piece for gap, piece in zip(gaps, pieces, strict=True)).strip()
+
+
+def _numbers(text: str) -> list[str]:
+    return [w.text for w in split_words(text) if any(ch.isdigit() for ch in w.text)]
+
+
+@FAST
+@given(math_texts(), st.floats(min_value=0.05, max_value=1.0), st.booleans(), st.data())
+@example("30*.5=15 and 2-.5=1.5 at 150%", 0.5, False, None)
+@example("-.25 .5 1.5e-3 −7 50% \\frac{1}{2}", 0.3, False, None)
+def test_every_number_of_the_output_is_a_number_of_the_input_unchanged(
+    text: str, ratio: float, force_digits: bool, data
+) -> None:
+    words = split_words(text)
+    draw = data.draw if data is not None else (lambda strategy: [0.0] * len(words))
+    scores = draw(st.lists(st.floats(-5, 5, allow_nan=False), min_size=len(words), max_size=len(words)))
+    forced = forced_mask(words, force_digits, [])
+    result = prune_to_ratio(words, scores, ratio, forced)
+    assert [w.text for w in split_words(result.text)] == [w.text for w, k in zip(words, result.kept, strict=True) if k]
+    theirs, ours = _numbers(text), _numbers(result.text)
+    assert _is_subsequence(ours, theirs), (text, result.text)
+    if force_digits:
+        assert ours == theirs, (text, result.text)
+
+
 # --- answers ----------------------------------------------------------------------------------
 
 _amounts = st.one_of(

@@ -1,5 +1,7 @@
 """Word splitting, joining and prune_to_ratio: the pure core of the prune stage."""
 
+import random
+
 import pytest
 
 from tokenskip.prune.pruning import (
@@ -134,3 +136,73 @@ def test_record_ratio_is_measured_on_the_retokenized_text() -> None:
 def test_dropping_a_glued_mark_glues_its_neighbours_unless_they_would_merge(text: str, joined: str) -> None:
     words = split_words(text)
     assert join_words(words, [i != 1 for i in range(len(words))]) == joined
+
+
+# --- numbers and LaTeX groups are units: kept or dropped whole, never changed -----------------
+
+FORCE_TOKENS = ["+", "-", "*", "/", "=", "$"]  # prune.force_tokens' default
+NUMBER_CASES = [  # (CoT, its numbers as prune splits them)
+    ("The price falls by -.25 each day, so after two days it is .5 lower.", ["-.25", ".5"]),
+    ("A rate of 1.5e-3 per second over 2E+5 seconds gives 300 units.", ["1.5e-3", "2E+5", "300"]),
+    ("At night it is −7 degrees, and 5 − 3 = 2 degrees warmer at noon.", ["−7", "5", "3", "2"]),
+    ("She saves 50% of 1,234,567 dollars, so 617,283.5 dollars.", ["50%", "1,234,567", "617,283.5"]),
+    ("Half is \\frac{1}{2}, so x^{2} + a_{n} is \\sqrt{16} and \\boxed{42} is the answer.",
+     ["\\frac{1}{2}", "^{2}", "\\sqrt{16}", "\\boxed{42}"]),
+    ("He sells 30 cups at half price: 30*.5=15 dollars.", ["30", "30", ".5", "15"]),
+    ("She drinks 2-.5=1.5 liters of the 2 liters.", ["2", ".5", "1.5", "2"]),
+    ("Prices rose by 150% over the year, from 10 to 25.", ["150%", "10", "25"]),
+    ("Tom gives away -5 apples (i.e. x=-5), then 3-2=1 and (−3) more.", ["-5", "-5", "3", "2", "1", "−3"]),
+]
+
+
+def _numbers(text: str) -> list[str]:
+    return [w.text for w in split_words(text) if any(ch.isdigit() for ch in w.text)]
+
+
+@pytest.mark.parametrize(("text", "numbers"), NUMBER_CASES)
+def test_numbers_and_latex_groups_are_one_word(text: str, numbers: list[str]) -> None:
+    assert _numbers(text) == numbers
+    assert join_words(split_words(text)) == text
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.3])
+@pytest.mark.parametrize("force_tokens", [FORCE_TOKENS, []], ids=["operators forced", "nothing else forced"])
+@pytest.mark.parametrize(("text", "numbers"), NUMBER_CASES)
+def test_pruning_keeps_every_number_whole(text: str, numbers: list[str], ratio: float, force_tokens) -> None:
+    """force_digits: every number is kept, unchanged and in order, whatever the scores."""
+    words = split_words(text)
+    forced = forced_mask(words, True, force_tokens)
+    for seed in range(20):
+        rng = random.Random(seed)
+        result = prune_to_ratio(words, [rng.random() for _ in words], ratio, forced)
+        assert _numbers(result.text) == numbers, result.text
+        assert [w.text for w in split_words(result.text)] == [w.text for w, k in zip(words, result.kept, strict=True) if k]
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.3])
+@pytest.mark.parametrize(("text", "numbers"), NUMBER_CASES)
+def test_pruning_without_force_digits_drops_numbers_whole(text: str, numbers: list[str], ratio: float) -> None:
+    """force_digits off: a number may be dropped, never changed (the kept ones are the CoT's)."""
+    words = split_words(text)
+    for seed in range(20):
+        rng = random.Random(seed)
+        result = prune_to_ratio(words, [rng.random() for _ in words], ratio, forced_mask(words, False, []))
+        kept = _numbers(result.text)
+        remaining = iter(numbers)
+        assert all(number in remaining for number in kept), (result.text, kept)
+
+
+@pytest.mark.parametrize(("text", "dropped", "joined"), [
+    ("30*.5=15", "*", "30 .5=15"),  # not 30.5=15
+    ("2-.5=1.5", "-", "2 .5=1.5"),  # not 2.5=1.5
+    ("2-.5=1.5", "2", "- .5=1.5"),  # not -.5=1.5
+    ("x a-5 y", "a", "x-5 y"),  # '-' stays an operator: 5, not -5
+    ("y, a-5", "a", "y,- 5"),  # glued to "," the "-" would be a sign: 5, not -5
+    ("a 1 b.2 c", "b", "a 1. 2 c"),  # not 1.2
+    ("so 3 .5", "so", "3 .5"),
+])
+def test_join_never_merges_kept_words_into_another_number(text: str, dropped: str, joined: str) -> None:
+    words = split_words(text)
+    result = join_words(words, [w.text != dropped for w in words])
+    assert result == joined
+    assert [w.text for w in split_words(result)] == [w.text for w in words if w.text != dropped]

@@ -1,9 +1,24 @@
 """Word-level importance pruning of a chain of thought (pure functions, no model).
 
-A CoT is split into words (numbers are never split; punctuation marks are words of their own),
-every word gets an importance score from a scorer (see :mod:`tokenskip.prune.scorers`), and
-:func:`prune_to_ratio` keeps the highest-scoring share g of it, in the original order, joined
-back with the original spacing (no space before punctuation; line breaks of dropped stretches kept).
+A CoT is split into words (units kept or dropped whole), every word gets an importance score from
+a scorer (see :mod:`tokenskip.prune.scorers`), and :func:`prune_to_ratio` keeps the highest-scoring
+share g of it, in the original order, joined back with the original spacing (no space before
+punctuation; line breaks of dropped stretches kept).
+
+Words (``_WORD``, first rule that matches):
+
+- a LaTeX command with its arguments, ``\\frac{1}{2}``, ``\\sqrt[3]{8}``, ``\\boxed{42}``,
+  ``\\times``, or a ``^{..}`` / ``_{..}`` group (braces nested up to ``BRACE_DEPTH`` deep);
+- a number: an optional sign (``-`` or U+2212 glued to the digits and not right after a word
+  character, a closing bracket, ``.`` or ``%``: the ``-`` of ``2-.5`` is an operator), digits with
+  ``.``, ``,`` or ``:`` separators or a leading ``.`` (``.5``), an exponent (``1.5e-3``) and ``%``;
+- a word, which may hold an apostrophe (``_`` before ``{`` starts a group instead);
+- any other non-space character (a ``_`` before an unclosed ``{`` included).
+
+The join never lets kept words merge into other words: where gluing two kept words (as the CoT
+had them) would re-split differently (``2`` ``.5`` into ``2.5``, ``-`` ``5`` into ``-5``), a
+space separates them. So the pruned text re-splits into exactly the kept words: a kept number is
+the CoT's number, unchanged.
 """
 
 from __future__ import annotations
@@ -13,9 +28,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Numbers with thousands separators / decimals stay one word; words may hold an apostrophe;
-# any other non-space character is a word of its own.
-_WORD = re.compile(r"\d+(?:[.,:]\d+)*|\w+(?:['’]\w+)*|[^\w\s]")
+BRACE_DEPTH = 4
+
+
+def _braces(depth: int) -> str:
+    """A ``{..}`` group with braces nested up to ``depth`` deep."""
+    group = r"\{[^{}]*\}"
+    for _ in range(depth - 1):
+        group = r"\{(?:[^{}]|" + group + r")*\}"
+    return group
+
+
+_GROUP = _braces(BRACE_DEPTH)
+_LATEX = r"\\[A-Za-z]+\*?(?:\[[^\[\]{}\s]*\](?=\{))?(?:" + _GROUP + r")*|[\^_]" + _GROUP
+_NUMBER = r"(?:(?<![\w.)\]}%])[-−])?(?:\d+(?:[.,:]\d+)*|(?<![\w.])\.\d+)(?:[eE][-+−]?\d+)?%?"
+_LETTERS = r"(?:[^\W_]|_(?!\{))+"
+# The word rule (module docstring); validate replicates it (tokenskip.validate.text_checks.WORD).
+_WORD = re.compile(f"{_LATEX}|{_NUMBER}|{_LETTERS}(?:['’]{_LETTERS})*|[^\\w\\s]|_")
 _DIGIT = re.compile(r"\d")
 _OPENING = set("([{$\\\"'“‘")
 
@@ -52,7 +81,7 @@ def split_words(text: str) -> list[Word]:
 
 
 def _is_punctuation(word: str) -> bool:
-    return not any(ch.isalnum() for ch in word)
+    return not any(ch.isalnum() or ch == "_" for ch in word)
 
 
 def _separator(words: Sequence[Word], previous: int, current: int) -> str:
@@ -70,20 +99,24 @@ def _separator(words: Sequence[Word], previous: int, current: int) -> str:
         return with_newline[-1]
     if words[previous].text in _OPENING and not gaps[0]:
         return ""  # "(" stays glued to the next kept word, as it was to the dropped one
-    if any(gaps):
-        return " "
-    glued = words[previous].text + words[current].text  # e.g. "2" + "3" once "^" is dropped
-    return "" if [w.text for w in split_words(glued)] == [words[previous].text, words[current].text] else " "
+    return " " if any(gaps) else ""
 
 
 def join_words(words: Sequence[Word], kept: Sequence[bool] | None = None) -> str:
-    """Join the kept words (all when ``kept`` is None) with the original spacing rules."""
+    """Join the kept words (all when ``kept`` is None) with the original spacing rules; a word
+    glued to the last kept one is parted from it by a space where the glued stretch would re-split
+    into other words (``2`` ``3`` once ``^`` is dropped, ``2`` ``.5`` once ``-`` is)."""
     parts: list[str] = []
+    run: list[str] = []  # the kept words since the last whitespace: re-split together
     previous = -1
     for index, word in enumerate(words):
         if kept is not None and not kept[index]:
             continue
-        parts.append(_separator(words, previous, index) + word.text)
+        separator = _separator(words, previous, index)
+        if not separator and run and _WORD.findall("".join(run) + word.text) != [*run, word.text]:
+            separator = " "
+        run = [*run, word.text] if not separator else [word.text]
+        parts.append(separator + word.text)
         previous = index
     return "".join(parts)
 

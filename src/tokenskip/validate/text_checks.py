@@ -4,12 +4,19 @@ Each returns True (holds), False (broken) or None (cannot be checked: a field is
 ``frames.py`` turns None into a failed check.
 
 Words: a text is split into words exactly as prune splits it (``tokenskip.prune.pruning.split_words``,
-replicated here because validate may not import prune): a number with thousands separators or
-decimals is one word, a word may hold an apostrophe, any other non-space character is a word of its
+replicated here because validate may not import prune): a LaTeX command with its ``{..}`` arguments
+(``\\frac{1}{2}``) or a ``^{..}`` / ``_{..}`` group is one word; so is a number with its sign (not
+the operator of ``2-.5``), separators, leading ``.``, exponent and ``%`` (``-.25``, ``1,234.5``,
+``1.5e-3``, ``50%``); a word may hold an apostrophe; any other non-space character is a word of its
 own. Prune joins the kept words back with whitespace only (none before punctuation that had none,
-none after an opening bracket, none between words that no space separated in the CoT), so a
-compressed CoT is the CoT's words, a subsequence in their original order, separated by whitespace
-or nothing (``words_in_order``).
+none after an opening bracket, none between words that no space separated in the CoT, a space where
+gluing would re-split them), so a compressed CoT is the CoT's words, a subsequence in their original
+order, separated by whitespace or nothing (``words_in_order``), and re-splits into exactly them.
+
+Numbers: the words holding a digit (numbers, LaTeX groups such as ``\\frac{1}{2}``, words such
+as ``x2``), as written. Prune keeps or drops each whole, so every number of a compressed CoT is a
+number of its CoT, unchanged and in order, and with prune.force_digits all of them are there
+(``number_problem``).
 
 Ratio tag: ``<eos>g<eos>`` after the question (``tokenskip.core.prompts.ratio_tag``), only for g < 1.
 With the target tokenizer's EOS token known, a tag is ``eos + number + eos``; without it, a number
@@ -27,8 +34,23 @@ from typing import Any
 
 from tokenskip.core.prompts import format_completion, ratio_tag
 
+BRACE_DEPTH = 4
+
+
+def _braces(depth: int) -> str:
+    """A ``{..}`` group with braces nested up to ``depth`` deep."""
+    group = r"\{[^{}]*\}"
+    for _ in range(depth - 1):
+        group = r"\{(?:[^{}]|" + group + r")*\}"
+    return group
+
+
+_GROUP = _braces(BRACE_DEPTH)
+_LATEX = r"\\[A-Za-z]+\*?(?:\[[^\[\]{}\s]*\](?=\{))?(?:" + _GROUP + r")*|[\^_]" + _GROUP
+_NUMBER_WORD = r"(?:(?<![\w.)\]}%])[-−])?(?:\d+(?:[.,:]\d+)*|(?<![\w.])\.\d+)(?:[eE][-+−]?\d+)?%?"
+_LETTERS = r"(?:[^\W_]|_(?!\{))+"
 # The word rule of tokenskip.prune.pruning (_WORD): keep the two in step.
-WORD = re.compile(r"\d+(?:[.,:]\d+)*|\w+(?:['’]\w+)*|[^\w\s]")
+WORD = re.compile(f"{_LATEX}|{_NUMBER_WORD}|{_LETTERS}(?:['’]{_LETTERS})*|[^\\w\\s]|_")
 RATIO_TAG = re.compile(r"(<[^<>\s]{1,64}>)(\d+(?:\.\d+)?)\1")
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _DIGIT = re.compile(r"\d")
@@ -72,15 +94,17 @@ def _runs(text: str) -> list[int]:
 def _first_matches(text: str, p: int, start: int, positions: dict[str, list[int]],
                    lengths: Sequence[int]) -> list[tuple[int, str]]:
     """(index, word) of the first occurrence at or after ``start`` of each word that ``text``
-    holds at ``p``."""
+    holds at ``p``; of every such occurrence where a word character follows the word's last one
+    (only a word of the same run may follow it: which occurrence matters, ``3rd`` of ``3 3rd``)."""
     moves = []
     for length in lengths:
-        if p + length > len(text):
+        end = p + length
+        if end > len(text):
             break
-        occurrences = positions.get(text[p : p + length], [])
+        occurrences = positions.get(text[p:end], [])
         at = bisect.bisect_left(occurrences, start)
-        if at < len(occurrences):
-            moves.append((occurrences[at], text[p : p + length]))
+        glued = end < len(text) and _WORD_CHAR.match(text, end - 1) and _WORD_CHAR.match(text, end)
+        moves += [(index, text[p:end]) for index in occurrences[at : None if glued else at + 1]]
     return moves
 
 
@@ -101,14 +125,15 @@ def _glued_matches(text: str, p: int, states: set[int], words: Sequence[str],
 def words_in_order(original: Any, compressed: Any) -> bool | None:
     """True when ``compressed`` is words of ``original`` in their original order (a subsequence:
     none added, none repeated, none moved), separated by whitespace or nothing; two word characters
-    meet without a space only where no space separated them in ``original`` (``\\frac{1}{2}`` may
-    give ``12``; ``Tom has`` never gives ``Tomhas``).
+    meet without a space only where no space separated them in ``original`` (``2^3`` may give
+    ``2 3``, ``3*x`` may give ``3x``; ``Tom has`` never gives ``Tomhas``).
 
     Dynamic programming over the compressed text: ``reach[p]`` holds the indices of the original's
     words from which the rest may be drawn once ``compressed[:p]`` is matched. Matching characters
-    rather than a re-split of the compressed text accepts what prune glues (``1`` ``.`` ``2`` of
-    ``a 1 b.2`` without ``b`` is ``1.2``, one number when re-split). Where a space or punctuation
-    separates, the smallest index allows all that a larger one does, so only it is followed.
+    rather than a re-split of the compressed text is lenient on glued words (``1`` ``.`` ``2`` of
+    ``a 1 b.2`` written ``1.2`` passes here; ``number_problem`` fails it: ``1.2`` is not a number
+    of the CoT). Where a space or punctuation separates, the smallest index allows all that a
+    larger one does, so only it is followed.
     """
     if not isinstance(original, str) or not isinstance(compressed, str):
         return None
@@ -181,3 +206,38 @@ def completion_matches(completion: Any, cot: Any, gold: Any) -> bool | None:
     if not isinstance(cot, str) or gold is None or isinstance(gold, dict | list):
         return None
     return isinstance(completion, str) and completion == format_completion(cot, str(gold))
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of ``text`` (module docstring): its words holding a digit, as written, in order."""
+    return [word for word in split_words(text) if _DIGIT.search(word)]
+
+
+def _all_kept(theirs: Sequence[str], ours: Sequence[str]) -> str | None:
+    for k, (expected, found) in enumerate(zip(theirs, ours, strict=False)):
+        if expected != found:
+            place = f"number {expected!r} ({k + 1} of {len(theirs)} in the CoT)"
+            if found in theirs[k + 1 :]:
+                return f"{place} is missing from the compressed CoT"
+            return f"{place} is {found!r} in the compressed CoT"
+    if len(theirs) > len(ours):
+        return f"number {theirs[len(ours)]!r} ({len(ours) + 1} of {len(theirs)} in the CoT) is missing " \
+               "from the compressed CoT"
+    if len(ours) > len(theirs):
+        return f"number {ours[len(theirs)]!r} of the compressed CoT is not a number of the CoT"
+    return None
+
+
+def number_problem(original: str, compressed: str, every: bool) -> str | None:
+    """None when every number of ``compressed`` is a number of ``original``, unchanged and in
+    order, and, with ``every`` (prune.force_digits), every number of ``original`` is there;
+    else one line naming the first number that is not (changed, missing or not in the CoT)."""
+    theirs, ours = numbers(original), numbers(compressed)
+    if every:
+        return _all_kept(theirs, ours)
+    position = 0
+    for found in ours:
+        if found not in theirs[position:]:
+            return f"number {found!r} of the compressed CoT is not a number of the CoT (unchanged, in order)"
+        position = theirs.index(found, position) + 1
+    return None
