@@ -53,7 +53,7 @@ def finetune(
         None, help="validate's report (reports/validate.json): refuse to train unless its success is true"
     ),
 ) -> None:
-    """Fine-tune on ``prompt <eos> g <eos> -> compressed CoT`` samples; resume after a kill."""
+    """Fine-tune on samples `prompt <eos> g <eos>` -> compressed CoT; resume after a kill."""
     from tokenskip.core.io import write_json
     from tokenskip.finetune.distributed import is_launched_worker, rank
     from tokenskip.finetune.gate import require_validated
