@@ -14,11 +14,12 @@ from tests.data.validate_fixture import (
     RATIOS,
     is_forced,
     make_records,
+    plant_changed_number,
     resync_completions,
     write_records,
 )
 from tokenskip.core.prompts import format_completion, ratio_tag
-from tokenskip.validate import Thresholds, build_frames, load_inputs, validate_frames
+from tokenskip.validate import Thresholds, build_frames, format_failure, load_inputs, validate_frames
 
 Records = dict[str, list[dict[str, Any]]]
 THRESHOLDS = Thresholds(max_cot_tokens=250, ratios=RATIOS, force_digits=True,
@@ -171,10 +172,14 @@ def _wrong_tag(records: Records) -> None:
 P, S = "pruned_cots", "training_samples"
 COMPLETION = f"{S}.completion_is_pruned_cot_and_answer"
 TAG = f"{S}.prompt_tag_is_ratio"
+NUMBERS = f"{P}.numbers_kept_intact"
 
 # (test id, defect, {failed expectation: (unexpected count, first example id)}), in suite order.
 DEFECTS: list[tuple[str, Callable[[Records], None], dict[str, tuple[int, str]]]] = [
-    ("dropped digit", _drop_digit, {f"{P}.digits_kept_in_order": (1, "q-003@g=0.5")}),
+    ("dropped digit", _drop_digit, {f"{P}.digits_kept_in_order": (1, "q-003@g=0.5"),
+                                    NUMBERS: (1, "q-003@g=0.5")}),
+    ("number changed: .5 to 5", plant_changed_number, {f"{P}.compressed_is_subsequence": (1, "q-013@g=0.5"),
+                                        NUMBERS: (1, "q-013@g=0.5")}),
     ("dropped operator", _drop_operator, {f"{P}.force_tokens_kept_in_order": (1, "q-008@g=0.6")}),
     ("word not in the CoT", _foreign_word, {f"{P}.compressed_is_subsequence": (1, "q-005@g=0.5")}),
     ("words reordered", _reorder, {f"{P}.compressed_is_subsequence": (1, "q-007@g=0.7")}),
@@ -184,7 +189,7 @@ DEFECTS: list[tuple[str, Callable[[Records], None], dict[str, tuple[int, str]]]]
      {"pruned_ratios.every_ratio_present": (1, "g=0.7"), COMPLETION: (4, "q-002@g=0.7")}),
     ("empty compressed CoT", _empty_compressed,
      {f"{P}.compressed_cot_not_empty": (1, "q-004@g=0.6"), f"{P}.digits_kept_in_order": (1, "q-004@g=0.6"),
-      f"{P}.force_tokens_kept_in_order": (1, "q-004@g=0.6")}),
+      f"{P}.force_tokens_kept_in_order": (1, "q-004@g=0.6"), NUMBERS: (1, "q-004@g=0.6")}),
     ("duplicated cot id", _duplicate("cot"), {"generated_cots.id_unique": (2, "q-000")}),
     ("duplicated pruned (id, g)", _duplicate("pruned_0.8"), {f"{P}.id_ratio_unique": (2, "q-000@g=0.8")}),
     ("duplicated sample (id, g)", _duplicate("samples"), {f"{S}.id_ratio_unique": (2, "q-000@g=0.5")}),
@@ -296,3 +301,30 @@ def test_wrong_type_fails_its_expectation_with_the_error(tmp_path: Path, word_to
     failures = failed(run(tmp_path, records, word_tokenizer))
     assert list(failures) == ["generated_cots.cot_tokens_in_range"]
     assert "same type" in failures["generated_cots.cot_tokens_in_range"]["exception"]
+
+
+def test_changed_number_is_named_with_its_file_and_record(tmp_path: Path, word_tokenizer: Any) -> None:
+    """A pruned record whose '.5' reads '5' fails numbers_kept_intact; the failure names the file,
+    the record id and the number."""
+    records = make_records()
+    plant_changed_number(records)
+    failure = failed(run(tmp_path, records, word_tokenizer))[NUMBERS]
+    assert failure["column"] == "numbers_all_kept"
+    path = tmp_path / "artifacts" / "prune" / "pruned_0.5.jsonl"
+    assert failure["details"] == [
+        f"{path}: record 'q-013': number '.5' (2 of 3 in the CoT) is '5' in the compressed CoT"]
+    assert failure["details"][0] in format_failure(failure)
+
+
+def test_number_rule_without_force_digits_allows_dropped_numbers_only(tmp_path: Path, word_tokenizer: Any) -> None:
+    relaxed = Thresholds(**{**THRESHOLDS.__dict__, "force_digits": False})
+    dropped = make_records()
+    _drop_digit(dropped)
+    assert run(tmp_path / "dropped", dropped, word_tokenizer, relaxed)["success"] is True
+    changed = make_records()
+    plant_changed_number(changed)
+    failure = failed(run(tmp_path / "changed", changed, word_tokenizer, relaxed))[NUMBERS]
+    assert failure["column"] == "numbers_unchanged" and failure["unexpected_count"] == 1
+    assert failure["details"] == [f"{tmp_path / 'changed' / 'artifacts' / 'prune' / 'pruned_0.5.jsonl'}: record "
+                                  "'q-013': number '5' of the compressed CoT is not a number of the CoT "
+                                  "(unchanged, in order)"]

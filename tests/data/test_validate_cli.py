@@ -11,7 +11,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.data.validate_fixture import FORCE_TOKENS, RATIOS, make_records, resync_completions, write_records
+from tests.data.validate_fixture import (
+    FORCE_TOKENS,
+    RATIOS,
+    make_records,
+    plant_changed_number,
+    resync_completions,
+    write_records,
+)
 from tokenskip.cli import app
 
 
@@ -71,6 +78,19 @@ def test_defects_exit_three_naming_expectation_count_and_ids(tmp_path: Path, mon
     assert (docs / "index.html").is_file() and not (docs / "stale.html").exists()
 
 
+def test_changed_number_exits_three_naming_file_record_and_number(tmp_path: Path, monkeypatch,
+                                                                  word_tokenizer_dir: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    records = make_records()
+    plant_changed_number(records)  # q-013 at g = 0.5: '.5' reads '5'
+    result = CliRunner().invoke(app, _args(tmp_path, records, word_tokenizer_dir))
+    assert result.exit_code == 3, result.output
+    path = tmp_path / "artifacts" / "prune" / "pruned_0.5.jsonl"
+    assert ("FAILED pruned_cots.numbers_kept_intact (expect_column_values_to_be_in_set on numbers_all_kept): "
+            f"1 unexpected; e.g. q-013@g=0.5; {path}: record 'q-013': number '.5' (2 of 3 in the CoT) is '5' "
+            "in the compressed CoT") in result.output.splitlines()
+
+
 @pytest.mark.parametrize("defect", [False, True], ids=["clean", "defective"])
 def test_report_is_identical_for_identical_inputs(tmp_path: Path, monkeypatch, word_tokenizer_dir: Path,
                                                   defect: bool) -> None:
@@ -81,6 +101,7 @@ def test_report_is_identical_for_identical_inputs(tmp_path: Path, monkeypatch, w
     if defect:
         records["samples"][1]["completion"] = "Something else entirely."
         records["pruned_0.8"][3]["compressed_cot"] += " apples"
+        plant_changed_number(records)  # the failure lists the record and the number
     args = [*_args(tmp_path, records, word_tokenizer_dir), "--timing", "reports/timing.json"]
     report = tmp_path / "reports" / "validate.json"
     runs = []

@@ -19,12 +19,20 @@ from tokenskip.core.io import write_jsonl
 from tokenskip.core.problems import split_gold
 from tokenskip.data.synthetic import generate_problems
 from tokenskip.prune.pruning import _WORD, forced_mask, join_words, split_words
-from tokenskip.validate.text_checks import WORD, digits_in_order, forced_tokens_kept, words_in_order
+from tokenskip.validate.text_checks import (
+    WORD,
+    digits_in_order,
+    forced_tokens_kept,
+    number_problem,
+    words_in_order,
+)
 
 FORCE_TOKENS = ["+", "-", "*", "/", "=", "$"]
 TRICKY = [  # glued punctuation, numbers with separators, openings, apostrophes, line breaks
     "a 1 b.2 c", "It costs $4.50, or 1,200 cents (twice: 2:30).\nDon't  stop\n\n-- 12abc x3 = 36!",
     '"Quote" [x] {y} \\frac{1}{2} = 0.5; 7/8 + (3 * 4) - 5 = 14', "Tom ’s 3’4 a.b.c 1.2.3 ...",
+    "-.25 then .5, 1.5e-3 or 2E+5; −7 and 5 − 3 at 50% of 1,234,567", "30*.5=15 and 2-.5=1.5 at 150%",
+    "x^{2} + a_{n} = \\sqrt{16}, \\boxed{42}, x=-5 (−3) a-5 3rd 3 3rd",
 ]
 
 N_QUESTIONS = 48
@@ -82,7 +90,7 @@ def _texts() -> list[str]:
 @pytest.mark.parametrize("force_digits", [True, False])
 def test_every_prune_join_passes_the_text_rules(force_digits: bool) -> None:
     """Any keep mask over any CoT, forced words kept, joined as prune joins: the compressed CoT is a
-    subsequence of the CoT's words and keeps the forced digits and operators."""
+    subsequence of the CoT's words, keeps the forced digits and operators and its numbers intact."""
     rng = random.Random(0)
     for text in _texts():
         words = split_words(text)
@@ -92,6 +100,7 @@ def test_every_prune_join_passes_the_text_rules(force_digits: bool) -> None:
             compressed = join_words(words, kept)
             assert words_in_order(text, compressed) is True, (text, compressed)
             assert forced_tokens_kept(text, compressed, FORCE_TOKENS) is True, (text, compressed)
+            assert number_problem(text, compressed, force_digits) is None, (text, compressed)
             if force_digits:
                 assert digits_in_order(text, compressed) is True, (text, compressed)
             dropped = join_words(words, [k and not f for k, f in zip(kept, forced, strict=True)])

@@ -90,6 +90,20 @@ def resync_completions(records: dict[str, list[dict[str, Any]]]) -> None:
         sample["completion"] = format_completion(text, cot["gold"])
 
 
+def plant_changed_number(records: dict[str, list[dict[str, Any]]]) -> None:
+    """q-013's CoT buys .5 more apples (not 18) in every record (cot, pruned, samples); its CoT
+    pruned to 0.5 reads '5' where the CoT reads '.5': a number changed by pruning."""
+    for name, rows in records.items():
+        for row in rows:
+            if row["id"] == "q-013" and "cot" in row:
+                row["cot"] = row["cot"].replace(" 18 ", " .5 ")
+                if name.startswith("pruned_"):
+                    row["compressed_cot"] = row["compressed_cot"].replace(" 18 ", " .5 ")
+    resync_completions(records)
+    row = records["pruned_0.5"][13]
+    row["compressed_cot"] = row["compressed_cot"].replace(" .5 ", " 5 ")
+
+
 def write_records(root: Path, records: dict[str, list[dict[str, Any]]]) -> tuple[Path, Path]:
     """Write records as artifacts/generate/cot.jsonl and artifacts/prune/*.jsonl under ``root``;
     return (cot path, pruned folder)."""

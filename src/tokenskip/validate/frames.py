@@ -1,11 +1,13 @@
 """Inputs of the validate stage as pandas frames, with the derived columns the suites check.
 
-Record-level rules on the text (words kept in order, forced digits and operators kept, completion =
-pruned CoT + answer line, ratio tag = g; see ``text_checks.py``) and cross-record rules (per-ratio
-mean actual ratio, ratio mix) are computed here in pandas, one derived column per rule, so that
-each rule is then checked by a built-in Great Expectations expectation on that column (see
-``suites.py``). A derived check that cannot be computed (e.g. a prompt that is not a string) is
-False, never null: GX's column-value expectations skip nulls, so a null would pass.
+Record-level rules on the text (words kept in order, forced digits and operators kept, numbers
+intact, completion = pruned CoT + answer line, ratio tag = g; see ``text_checks.py``) and
+cross-record rules (per-ratio mean actual ratio, ratio mix) are computed here in pandas, one derived
+column per rule, so that each rule is then checked by a built-in Great Expectations expectation on
+that column (see ``suites.py``). A derived check that cannot be computed (e.g. a prompt that is not
+a string) is False, never null: GX's column-value expectations skip nulls, so a null would pass.
+The number checks hold True or, for a broken record, the line that names it (file, record id, the
+number): GX reports it among the unexpected values, and so does the validate report.
 
 Token counts of the pruned records are recounted from their text with the target model's tokenizer
 (``tokenskip.core.records.count_tokens``, as prune counted them): the actual ratio comes from the
@@ -42,6 +44,7 @@ from tokenskip.validate.text_checks import (
     completion_matches,
     digits_in_order,
     forced_tokens_kept,
+    number_problem,
     ratio_value,
     tag_matches_ratio,
     words_in_order,
@@ -60,7 +63,8 @@ class Inputs:
 
 
 def load_inputs(cot_path: Path, pruned_dir: Path) -> Inputs:
-    """Read cot.jsonl, every pruned_<g>.jsonl (tagged with ``_file``) and samples.jsonl.
+    """Read cot.jsonl, every pruned_<g>.jsonl (records tagged with ``_file``, the path, and
+    ``_file_ratio``, its g) and samples.jsonl.
 
     Missing fields are not errors here: the suites report them. Unreadable files are.
     """
@@ -72,7 +76,7 @@ def load_inputs(cot_path: Path, pruned_dir: Path) -> Inputs:
         if not match:
             raise TokenSkipError(f"{path}: file name must be pruned_<ratio>.jsonl")
         for record in read_jsonl(path):
-            pruned.append({**record, "_file_ratio": float(match.group(1))})
+            pruned.append({**record, "_file": str(path), "_file_ratio": float(match.group(1))})
     return Inputs(read_jsonl(cot_path), pruned, read_jsonl(pruned_dir / "samples.jsonl"))
 
 
@@ -173,20 +177,44 @@ def _generated_by_id(cots: pd.DataFrame) -> dict[Any, dict[str, Any]]:
     }
 
 
+def _numbers_check(original: Any, compressed: Any, every: bool, where: str) -> bool | str:
+    """True when the numbers of the compressed CoT are intact (``number_problem``), else the
+    first broken number as one line headed by ``where`` (file and record id); False when a text
+    is missing."""
+    if not isinstance(original, str) or not isinstance(compressed, str):
+        return False
+    problem = number_problem(original, compressed, every)
+    return True if problem is None else f"{where}: {problem}"
+
+
+def _where(file: Any, file_ratio: Any, record_id: Any) -> str:
+    """``<file>: record <id>`` (the file from its ratio when the record came without one)."""
+    if file is None:
+        file = "pruned records" if file_ratio is None else f"pruned_{file_ratio:g}.jsonl"
+    return f"{file}: record {record_id!r}"
+
+
 def pruned_frame(
     records: Sequence[dict[str, Any]], cots: pd.DataFrame, tokenizer: Any, force_tokens: Sequence[str] = ()
 ) -> pd.DataFrame:
     """pruned_cots: pruned records plus the token recounts (see ``_add_recounts``),
     ``actual_ratio``, ``in_generated`` (id is a generated CoT), ``cot_matches_generated`` (the
     record's CoT is that generated CoT), ``ratio_matches_file`` and the text rules
-    ``words_in_order``, ``digits_in_order`` and ``forced_tokens_kept`` (of ``force_tokens``)."""
-    frame = _frame(records, (*PRUNED_FIELDS, "_file_ratio"))
+    ``words_in_order``, ``digits_in_order``, ``forced_tokens_kept`` (of ``force_tokens``),
+    ``numbers_all_kept`` and ``numbers_unchanged`` (True, or the first broken number named with
+    its file and record id: see ``text_checks.number_problem``; with and without
+    prune.force_digits)."""
+    frame = _frame(records, (*PRUNED_FIELDS, "_file", "_file_ratio"))
     generated = _generated_by_id(cots)
     _add_recounts(frame, tokenizer)
     texts = list(zip(frame["cot"], frame["compressed_cot"], strict=True))
     frame["words_in_order"] = _checked(words_in_order(o, c) for o, c in texts)
     frame["digits_in_order"] = _checked(digits_in_order(o, c) for o, c in texts)
     frame["forced_tokens_kept"] = _checked(forced_tokens_kept(o, c, force_tokens) for o, c in texts)
+    where = [_where(*row) for row in zip(frame["_file"], frame["_file_ratio"], frame["id"], strict=True)]
+    for column, every in (("numbers_all_kept", True), ("numbers_unchanged", False)):
+        checks = [_numbers_check(o, c, every, w) for (o, c), w in zip(texts, where, strict=True)]
+        frame[column] = pd.Series(checks, index=frame.index, dtype=object)
     frame["in_generated"] = _checked(None if _key(i) is None else _key(i) in generated for i in frame["id"])
     frame["cot_matches_generated"] = _checked(
         None if _key(i) not in generated else isinstance(c, str) and c == generated[_key(i)]["cot"]
@@ -194,7 +222,7 @@ def pruned_frame(
     frame["ratio_matches_file"] = _checked(
         None if r is None or f is None else ratio_value(r) == ratio_value(f)
         for r, f in zip(frame["ratio"], frame["_file_ratio"], strict=True))
-    return frame.drop(columns="_file_ratio")
+    return frame.drop(columns=["_file", "_file_ratio"])
 
 
 def _ratio_rows(ratios: Iterable[Any], expected: Sequence[float]) -> list[float]:

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from tokenskip.core.io import replace_dir
-from tokenskip.validate.suites import INDEX_COLUMNS, Thresholds, build_suites
+from tokenskip.validate.suites import DESCRIBING_CHECKS, INDEX_COLUMNS, Thresholds, build_suites
 
 SITE = "tokenskip"
 MAX_EXAMPLES = 5
@@ -99,6 +99,7 @@ def _failure(suite: str, result: Any) -> dict[str, Any]:
         if example not in examples:
             examples.append(example)
     kwargs = config.kwargs
+    described = _descriptions(details) if kwargs.get("column") in DESCRIBING_CHECKS else []
     return {
         "suite": suite,
         "name": (config.meta or {}).get("name", config.type),
@@ -108,8 +109,16 @@ def _failure(suite: str, result: Any) -> dict[str, Any]:
         "notes": config.notes,
         "unexpected_count": _plain(details.get("unexpected_count")),
         "example_ids": examples[:MAX_EXAMPLES],
+        "details": described[:MAX_EXAMPLES],
         "exception": _exception(result),
     }
+
+
+def _descriptions(details: dict[str, Any]) -> list[str]:
+    """The unexpected values of a check that describes its broken records (``DESCRIBING_CHECKS``:
+    ``<file>: record <id>: number ..``), in row order."""
+    values = details.get("partial_unexpected_list") or []
+    return list(dict.fromkeys(value for value in values if isinstance(value, str)))
 
 
 def _run_suites(context: Any, frames: dict[str, pd.DataFrame], t: Thresholds) -> dict[str, Any]:
@@ -147,7 +156,7 @@ def validate_frames(
 ) -> dict[str, Any]:
     """Validate every frame and build the data docs into ``docs_dir`` (skipped when None);
     return the report dict: ``success``, per-suite ``suites`` statistics, ``failures`` (name,
-    unexpected count, example ids), ``figures`` and ``docs`` -- a function of the frames only."""
+    unexpected count, example ids, details), ``figures`` and ``docs`` -- a function of the frames only."""
     if docs_dir is None:
         results = _run_suites(_context(None), frames, t)
     else:
@@ -176,11 +185,13 @@ def validate_frames(
 
 
 def format_failure(failure: dict[str, Any]) -> str:
-    """One line per failed expectation: name, unexpected count, up to five example ids."""
+    """One line per failed expectation: name, unexpected count, up to five example ids and, for
+    checks that describe their records, up to five descriptions."""
     column = failure["column"]
     column = ", ".join(str(c) for c in column) if isinstance(column, list) else column
     line = f"FAILED {failure['name']} ({failure['expectation']} on {column})"
     if failure["exception"]:
         return f"{line}: error: {failure['exception']}"
     examples = ", ".join(failure["example_ids"]) or "-"
-    return f"{line}: {failure['unexpected_count']} unexpected; e.g. {examples}"
+    details = "".join(f"; {detail}" for detail in failure.get("details", []))
+    return f"{line}: {failure['unexpected_count']} unexpected; e.g. {examples}{details}"

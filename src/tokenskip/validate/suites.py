@@ -3,10 +3,10 @@
 Each expectation carries ``meta={"name": "<suite>.<rule>"}``, a one-line ``notes`` and the
 description ``"<name>: <notes>"`` that the data docs show. Cross-record rules and the rules on
 the text (``text_checks.py``: compressed CoT a subsequence of the CoT's words, forced digits and
-operators kept, completion = pruned CoT + answer line, prompt tag = g) run on the derived columns
-of ``frames.py``; a derived check that cannot be computed is False there, so it fails here (GX's
-column-value expectations skip nulls). Token-count rules on pruned records use the recount of their
-text in the target tokenizer.
+operators kept, numbers intact, completion = pruned CoT + answer line, prompt tag = g) run on the
+derived columns of ``frames.py``; a derived check that cannot be computed is False there, so it
+fails here (GX's column-value expectations skip nulls). Token-count rules on pruned records use the
+recount of their text in the target tokenizer.
 Great Expectations is imported inside the functions (it is slow to import).
 """
 
@@ -33,6 +33,9 @@ INDEX_COLUMNS: dict[str, list[str]] = {
     "training_samples": ["id", "ratio"],
     "training_ratio_mix": ["ratio"],
 }
+# Derived check columns holding True or, for a broken record, the line that names it (file, record
+# id, what broke): the report lists those lines with the failure.
+DESCRIBING_CHECKS = ("numbers_all_kept", "numbers_unchanged")
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,21 @@ def _pruned(gx: Any, t: Thresholds) -> list[Any]:
         rules.append(_is_true(gx, f"{s}.force_tokens_kept_in_order",
                               "prune.force_tokens: every such word of the CoT (operators) appears in the "
                               "compressed CoT, in order", "forced_tokens_kept"))
+    rules.append(_numbers_rule(gx, s, t.force_digits))
     return rules
+
+
+def _numbers_rule(gx: Any, s: str, force_digits: bool) -> Any:
+    """Numbers (words holding a digit: sign, decimals, exponent, percent, LaTeX groups) are kept or
+    dropped whole: with prune.force_digits all of the CoT's are in the compressed CoT, unchanged
+    and in order; without, each one the compressed CoT holds is one of the CoT's, unchanged."""
+    if force_digits:
+        return _is_true(gx, f"{s}.numbers_kept_intact", "prune.force_digits: every number of the CoT "
+                        "(sign, decimals, exponent, percent, LaTeX groups) appears unchanged and in order "
+                        "in the compressed CoT, which holds no other", "numbers_all_kept")
+    return _is_true(gx, f"{s}.numbers_kept_intact", "every number of the compressed CoT (sign, decimals, "
+                    "exponent, percent, LaTeX groups) is a number of the CoT, unchanged and in order "
+                    "(a dropped number is allowed, a changed one never)", "numbers_unchanged")
 
 
 def _pruned_ratios(gx: Any, t: Thresholds) -> list[Any]:
