@@ -1,6 +1,10 @@
 """Word splitting, joining and prune_to_ratio: the pure core of the prune stage."""
 
+import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +210,21 @@ def test_join_never_merges_kept_words_into_another_number(text: str, dropped: st
     result = join_words(words, [w.text != dropped for w in words])
     assert result == joined
     assert [w.text for w in split_words(result)] == [w.text for w in words if w.text != dropped]
+
+
+def test_prune_refuses_duplicate_ids_in_one_line_exit_2(tmp_path: Path) -> None:
+    """Two cot records with one id would pair a question with another's pruned CoT: prune stops
+    before loading any model, with one line naming the file, the line and the id, exit 2."""
+    rows = [{"id": f"q-{i}", "question": "How many?", "gold": "3", "cot": f"Tom has {i} apples.", "cot_tokens": 4}
+            for i in range(3)]
+    rows.append(dict(rows[1], cot="Tom has 9 apples."))
+    cot = tmp_path / "cot.jsonl"
+    cot.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("{}\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "tokenskip", "prune", "--base", "no-model", "--cot", "cot.jsonl",
+                          "--out", "prune", "--report", "prune.json"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "error: cot.jsonl:4: field 'id': duplicate id 'q-1' (first at line 2)"]
+    assert not (tmp_path / "prune").exists() and not (tmp_path / "prune.json").exists()

@@ -10,11 +10,19 @@ from tokenskip.core.params import load_params
 
 
 def _check_cots(path: Path, records: list[dict]) -> None:
+    """Every CoT is text, and every id names one record (samples pair a question with the CoT of
+    its id): else one line naming the file, the line and the id."""
     from tokenskip.core.errors import TokenSkipError
 
+    first_line: dict[str, int] = {}
     for line, record in enumerate(records, start=1):
         if not isinstance(record["cot"], str) or not record["cot"].strip():
             raise TokenSkipError(f"{path}:{line}: field 'cot' is empty (record id {record['id']!r})")
+        key = repr(record["id"])
+        if key in first_line:
+            raise TokenSkipError(f"{path}:{line}: field 'id': duplicate id {record['id']!r} "
+                                 f"(first at line {first_line[key]})")
+        first_line[key] = line
 
 
 def prune(
