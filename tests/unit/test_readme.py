@@ -68,7 +68,7 @@ def test_the_generator_rewrites_the_block_then_the_check_passes(clone: Path) -> 
     subprocess.run(command, check=True)
     assert check(clone, clone / "README.md") is None
     text = (clone / "README.md").read_text(encoding="utf-8")
-    assert block(text, BEGIN, END) == expected_blocks(clone)[0] and "| TokenSkip g=0.6 (champion) | 0.500" in text
+    assert block(text, BEGIN, END) == expected_blocks(clone)[0]["results"] and "| TokenSkip g=0.6 (champion) | 0.500" in text
 
 
 def test_readme_champion_line_never_passes_off_an_earlier_runs_alias(clone: Path) -> None:
@@ -84,3 +84,16 @@ def test_readme_champion_line_never_passes_off_an_earlier_runs_alias(clone: Path
     assert kept.startswith("Champion: none from this run") and f"{model}@champion (ratio 0.6)" in kept
     assert kept == champion_line(champion_of({**register, "champion": {"version": 7, "ratio": 0.6,
                                                                         "from_this_run": False}}), False)
+
+
+def test_the_headline_follows_the_champion(clone: Path) -> None:
+    from tokenskip.register.readme_blocks import headline
+
+    register = json.loads((clone / "reports" / "register.json").read_text(encoding="utf-8"))
+    evaluate = json.loads((clone / "reports" / "evaluate.json").read_text(encoding="utf-8"))
+    ratio = register["champion"]["ratio"]
+    assert f"the gate promotes g = {ratio:g}, " in headline(evaluate, register)
+    nobody = {**register, "versions": [{**v, "alias": None} for v in register["versions"]], "champion": None}
+    assert headline(evaluate, nobody).endswith("the gate promotes no version.**")
+    better = {**register, "versions": [{**v, "accuracy_drop": -0.004} for v in register["versions"]]}
+    assert "fewer CoT tokens and 0.4 points more accuracy**" in headline(evaluate, better)
