@@ -214,3 +214,23 @@ def test_globally_restores_uris_and_environment(monkeypatch: pytest.MonkeyPatch,
         assert mlflow.get_tracking_uri() == inner and mlflow.get_registry_uri() == inner
     assert mlflow.get_tracking_uri() == "http://127.0.0.1:1"
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+def test_the_experiment_opens_on_its_runs_in_the_ui(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    """MLflow's UI opens an experiment by its ``mlflow.experimentKind``; without it, on the GenAI
+    traces overview. connect sets the machine-learning kind, on new and older experiments, and keeps
+    a kind the user chose."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    older = client.create_experiment("older", (tmp_path / "a").as_uri())
+    chosen = client.create_experiment("chosen", (tmp_path / "a").as_uri(),
+                                      tags={"mlflow.experimentKind": "genai_development"})
+    kinds = {}
+    for name in ("new", "older", "chosen"):
+        tracking = connect(uri, name, str(tmp_path / "a"), Retry(2, 0.1))
+        kinds[name] = client.get_experiment(tracking.experiment_id).tags.get("mlflow.experimentKind")
+    assert kinds == {"new": "custom_model_development", "older": "custom_model_development",
+                     "chosen": "genai_development"}
+    assert {older, chosen} < {client.get_experiment_by_name(n).experiment_id for n in kinds}

@@ -21,6 +21,11 @@ from tokenskip.tracking.retries import Retry, apply_http_retries, with_retries
 
 T = TypeVar("T")
 URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# The MLflow UI opens an experiment by its kind (the tag its "experiment type" selector writes): a
+# machine-learning experiment opens on its runs; one without the tag may open on the GenAI traces
+# overview. Set where missing; a kind the user chose is kept.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the UI's "Machine learning"
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ def open_store(uri: str, retry: Retry) -> Tracking:
 def connect(uri: str, experiment: str, artifact_location: str, retry: Retry) -> Tracking:
     """A client on the store ``uri`` (see :func:`resolve_uri`) and the experiment, got or created.
 
-    In embedded mode the experiment stores artifacts under ``artifact_location`` (made absolute:
+    The experiment is tagged as a machine-learning one (:data:`EXPERIMENT_KIND_TAG`), so that the
+    UI opens it on its training runs. In embedded mode the experiment stores artifacts under
+    ``artifact_location`` (made absolute:
     MLflow keeps absolute locations), and an existing experiment whose location is another folder
     (a moved or copied clone) is one clear error instead of writes into the old folder; a server
     decides its own artifact root.
@@ -104,8 +111,13 @@ def connect(uri: str, experiment: str, artifact_location: str, retry: Retry) -> 
                 f"in {location} (a moved or copied clone?): move mlflow/ back, or set mlflow.experiment "
                 "to a new name"
             )
+        if EXPERIMENT_KIND_TAG not in found.tags:  # created before the kind was set, or by another tool
+            found_id = found.experiment_id
+            store.call("set the experiment kind",
+                       lambda: client.set_experiment_tag(found_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND))
         return Tracking(uri, client, found.experiment_id, retry)
-    experiment_id = store.call("create experiment", lambda: client.create_experiment(experiment, location))
+    experiment_id = store.call("create experiment", lambda: client.create_experiment(
+        experiment, location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}))
     return Tracking(uri, client, experiment_id, retry)
 
 
