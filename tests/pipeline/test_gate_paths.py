@@ -36,7 +36,8 @@ def test_one_passing_version_is_promoted_alone_and_a_run_with_none_moves_nothing
     verdicts = {v["ratio"]: v["verdict"] for v in first["versions"]}
     assert verdicts == {0.5: "failed", 0.6: "failed", 0.7: "passed", 1.0: "failed"}
     passing = next(v["version"] for v in first["versions"] if v["ratio"] == 0.7)
-    assert first["champion"] == {"version": passing, "ratio": 0.7, "from_this_run": True}
+    assert first["champion"]["version"] == passing and first["champion"]["ratio"] == 0.7
+    assert first["champion"]["from_this_run"] is True and first["gate_passed"] is True
     assert _alias(client, name, "champion") == passing and _alias(client, name, "challenger") is None
 
     (tmp_path / "none").mkdir()
@@ -44,5 +45,7 @@ def test_one_passing_version_is_promoted_alone_and_a_run_with_none_moves_nothing
     second = run_register(write_workspace(tmp_path / "none", tiny_model_dir, NONE_PASSES))
     assert {v["verdict"] for v in second["versions"]} == {"failed"}
     assert second["created_versions"] == 4 and second["previous_champion"] == passing
-    assert second["champion"] == {"version": passing, "ratio": 0.7, "from_this_run": False}
+    assert second["champion"]["version"] == passing and second["champion"]["ratio"] == 0.7
+    assert second["champion"]["from_this_run"] is False and second["gate_passed"] is False
+    assert second["champion"]["pipeline_run_id"] == first["parent_run_id"]
     assert _alias(client, name, "champion") == passing and _alias(client, name, "challenger") is None

@@ -94,7 +94,7 @@ def test_registry_lives_in_postgres_and_artifacts_in_the_bucket(infra_stack: Sta
     keys = infra_stack.keys("tokenskip-mlflow", "artifacts/")
     mine = [k for k in keys if champion.source.removeprefix("models:/") in k]  # source: models:/<model id>
     assert any(k.endswith("/MLmodel") for k in mine) and not any(k.endswith("model.safetensors") for k in mine)
-    finetune_run = champion.tags["finetune_run_id"]
+    finetune_run = mc.get_logged_model(champion.source.removeprefix("models:/")).tags["finetune_run_id"]
     assert any(k.endswith(f"{finetune_run}/artifacts/model/model.safetensors") for k in keys)
     assert any(k.endswith(f"{champion.run_id}/artifacts/outputs.jsonl") for k in keys)
     assert any(k.endswith(f"{report['parent_run_id']}/artifacts/reports/pareto.png") for k in keys)

@@ -70,7 +70,7 @@ def test_versions_reference_one_logged_copy_of_the_local_base(smoke_run: dict, t
     name = smoke_run["reports"]["register"]["registered_model"]
     versions = client.search_model_versions(f"name = '{name}'")
     assert len(versions) == 3
-    finetune_run_ids = {v.tags["finetune_run_id"] for v in versions}
+    finetune_run_ids = {client.get_logged_model(v.source.removeprefix("models:/")).tags["finetune_run_id"] for v in versions}
     assert len(finetune_run_ids) == 1
     base_files = {a.path: a.file_size for a in client.list_artifacts(finetune_run_ids.pop(), "base")}
     assert "base/model.safetensors" in base_files and "base/tokenizer.json" in base_files

@@ -60,31 +60,39 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     assert "token reduction vs original (CI bound) -0.0050 < min_token_reduction 0.2" in v10["gate_reason"]
     assert not by_ratio["0.5"].aliases and not by_ratio["1.0"].aliases
     tags = by_ratio["0.6"].tags
-    assert (tags["accuracy"], tags["mean_cot_tokens"], tags["actual_ratio"]) == ("0.76", "60", "0.6")
-    assert float(tags["accuracy_drop"]) == pytest.approx(0.04)
-    assert float(tags["token_reduction"]) == pytest.approx(0.4)
+    # at a glance: at most 8 tags; the full figures are metrics of the version's logged model
+    assert all(len(v.tags) <= 8 for v in by_ratio.values())
+    assert (tags["accuracy"], tags["actual_ratio"]) == ("0.76", "0.6")
     assert tags["gate"] == "passed" and tags["gate_reason"] == "passed"
-    assert (tags["reference"], tags["decision"]) == ("original", "upper_ci")
-    assert tags["accuracy_drop_ci"] == "[0.035, 0.045]" and tags["token_reduction_ci"] == "[0.395, 0.405]"
-    assert float(tags["accuracy_drop_original"]) == float(tags["accuracy_drop_g1"]) == pytest.approx(0.04)
+    assert tags["gate_thresholds"] == "reference=original decision=upper_ci max_accuracy_drop=0.05 min_token_reduction=0.2"
+    model = mc.get_logged_model(by_ratio["0.6"].source.removeprefix("models:/"))
+    figures = {m.key: m.value for m in model.metrics}
+    assert figures["mean_cot_tokens"] == 60 and figures["accuracy_drop"] == pytest.approx(0.04)
+    assert figures["token_reduction"] == pytest.approx(0.4) and figures["latency_s"] == pytest.approx(0.6)
+    assert (figures["accuracy_drop_ci_low"], figures["accuracy_drop_ci_high"]) == (0.035, 0.045)
+    assert (figures["token_reduction_ci_low"], figures["token_reduction_ci_high"]) == (0.395, 0.405)
+    assert figures["accuracy_drop_original"] == figures["accuracy_drop_g1"] == pytest.approx(0.04)
     assert by_ratio["0.6"].description == (
         "g=0.6: accuracy 0.760 [0.71, 0.81], 60 CoT tokens (-40% vs original), gate passed")
-    assert tags["parent_run_id"] == report["parent_run_id"] and tags["previous_champion"] == "none"
+    assert model.tags["parent_run_id"] == report["parent_run_id"] and model.tags["previous_champion"] == "none"
     assert all(v.current_stage == "None" for v in by_ratio.values())  # aliases only, no stages
+    experiment = mc.get_experiment(mc.get_run(report["parent_run_id"]).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on its runs
 
     # child run per ratio with the figures, nested under the parent; finetune run with the loss curve
-    run = mc.get_run(tags["run_id"])
+    run_id = by_ratio["0.6"].run_id
+    run = mc.get_run(run_id)
     assert run.data.tags["mlflow.parentRunId"] == report["parent_run_id"]
     assert run.data.metrics["accuracy"] == 0.76 and run.data.metrics["token_reduction"] == pytest.approx(0.4)
     assert {"latency_s", "throughput_tok_s", "accuracy_drop", "mean_cot_tokens"} <= set(run.data.metrics)
-    assert [a.path for a in mc.list_artifacts(tags["run_id"]) if a.path == "outputs.jsonl"]
-    table = mc.load_table(run.info.experiment_id, "per_question.json", run_ids=[tags["run_id"]])
+    assert [a.path for a in mc.list_artifacts(run_id) if a.path == "outputs.jsonl"]
+    table = mc.load_table(run.info.experiment_id, "per_question.json", run_ids=[run_id])
     assert list(table["condition"].unique()) == ["g=0.6"] and len(table) == 4
     assert table["correct"].tolist() == [True, True, True, False]  # 0.76 of 4 questions, as evaluate wrote
-    loss = mc.get_metric_history(tags["finetune_run_id"], "loss")
+    loss = mc.get_metric_history(model.tags["finetune_run_id"], "loss")
     assert [(m.step, m.value) for m in loss] == [(1, 2.5), (2, 2.0), (3, 1.5), (4, 1.25)]
     lora_rank = load_params(REPO / "params.yaml").finetune.lora_rank  # the params the run was given
-    assert mc.get_run(tags["finetune_run_id"]).data.params["finetune.lora_rank"] == str(lora_rank)
+    assert mc.get_run(model.tags["finetune_run_id"]).data.params["finetune.lora_rank"] == str(lora_rank)
     parent = mc.get_run(report["parent_run_id"])
     assert parent.data.params["gates.max_accuracy_drop"] == "0.05"
     assert {"git_commit", "dvc_lock_sha256", "dataset", "model", "mlflow.source.git.commit"} <= set(parent.data.tags)
@@ -95,7 +103,11 @@ def test_register_versions_tags_gate_and_aliases(tracking_env: str, registered) 
     reports = {a.path for a in mc.list_artifacts(report["parent_run_id"], "reports")}
     assert {"reports/pareto.png", "reports/validation", "reports/outputs.jsonl"} <= reports
 
-    assert report["champion"] == {"version": champion.version, "ratio": 0.6, "from_this_run": True}
+    assert report["champion"] == {"version": champion.version, "ratio": 0.6, "from_this_run": True,
+                                  "pipeline_run_id": report["parent_run_id"], "gate": "passed",
+                                  "passed_under": {"reference": "original", "decision": "upper_ci",
+                                                   "max_accuracy_drop": 0.05, "min_token_reduction": 0.2}}
+    assert report["gate_passed"] is True
     roles = {v["ratio"]: (v["verdict"], v["role"], v["alias"]) for v in report["versions"]}
     assert roles == {
         0.5: ("failed", "failed", None),
@@ -127,7 +139,7 @@ def test_rerun_creates_nothing_and_completes_a_partial_run(tracking_env: str, re
     experiment = mc.get_run(first["parent_run_id"]).info.experiment_id
     children = mc.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{first['parent_run_id']}'")
     assert len(children) == 5  # four ratios + finetune, none duplicated
-    run_id = versions(tracking_env, name)["0.6"].tags["run_id"]
+    run_id = versions(tracking_env, name)["0.6"].run_id
     assert len(mc.load_table(experiment, "per_question.json", run_ids=[run_id])) == 4  # logged once, not appended
 
 
@@ -147,17 +159,16 @@ def test_nests_under_flow_parent_and_gates_against_champion(
     second = run_register(write_workspace(tmp_path, tiny_model_dir, run2))
     assert second["parent_run_id"] == flow_parent
     assert second["previous_champion"] == first["champion"]["version"]
-    mine = {
-        v.tags["ratio"]: v
-        for v in mc.search_model_versions(f"name = '{name}' and tags.`parent_run_id` = '{flow_parent}'")
-    }
+    mine = {str(v["ratio"]): mc.get_model_version(name, v["version"]) for v in second["versions"]}
+    assert {mc.get_run(v.run_id).data.tags["mlflow.parentRunId"] for v in mine.values()} == {flow_parent}
     assert "champion (g=0.6) is 0.0600 more accurate" in mine["0.7"].tags["gate_reason"]
     assert mine["0.6"].tags["gate"] == "passed" and mine["0.5"].tags["gate"] == "passed"
     assert mc.get_model_version_by_alias(name, "champion").version == mine["0.5"].version
     assert mc.get_model_version_by_alias(name, "challenger").version == mine["0.6"].version
     assert mc.get_run(flow_parent).info.status == "RUNNING"  # the flow owns and ends its run
     assert len(mc.search_model_versions(f"name = '{name}'")) == 8
-    assert second["champion"] == {"version": mine["0.5"].version, "ratio": 0.5, "from_this_run": True}
+    assert second["champion"]["version"] == mine["0.5"].version and second["champion"]["ratio"] == 0.5
+    assert second["champion"]["from_this_run"] is True and second["champion"]["pipeline_run_id"] == flow_parent
 
 
 def test_a_plain_register_after_the_flow_creates_no_second_version(
@@ -296,3 +307,39 @@ def test_the_same_weights_evaluated_again_reuse_their_versions(tracking_env: str
     assert (second["created_versions"], second["reused_versions"]) == (0, 4)
     assert len(versions(tracking_env, first["registered_model"])) == 4
     assert second["champion"]["version"] == first["champion"]["version"]
+
+
+def test_a_run_that_promotes_nothing_keeps_the_champion_and_says_where_it_came_from(
+    tracking_env: str, workspace: Path
+) -> None:
+    """Stricter thresholds on the same model and evaluation: nothing passes, so no alias moves; the
+    champion keeps the verdict it earned (tags: passed, under the thresholds of its run), and the
+    report and ``--require-champion`` both say that no version of this run passed."""
+    import yaml
+
+    first = run_register(workspace)
+    name, champion = first["registered_model"], first["champion"]["version"]
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["gates"]["max_accuracy_drop"] = 0.01
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_env}
+    env.pop("TOKENSKIP_PARENT_RUN_ID", None)
+    done = subprocess.run([*REGISTER_CMD, "--require-champion"], cwd=workspace, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 4, done.stderr[-2000:]
+    report = json.loads((workspace / "reports/register.json").read_text())
+    assert report["gate_passed"] is False and report["created_versions"] == 0
+    assert report["champion"] == {
+        "version": champion, "ratio": 0.6, "from_this_run": False, "pipeline_run_id": first["parent_run_id"],
+        "gate": "passed", "passed_under": {"reference": "original", "decision": "upper_ci",
+                                           "max_accuracy_drop": 0.05, "min_token_reduction": 0.2}}
+    v06 = next(v for v in report["versions"] if v["ratio"] == 0.6)
+    assert (v06["verdict"], v06["alias"]) == ("failed", "champion") and "no alias moved" in v06["alias_kept"]
+    mc = client(tracking_env)
+    assert mc.get_model_version_by_alias(name, "champion").version == champion
+    kept = mc.get_model_version(name, champion).tags
+    assert kept["gate"] == "passed" and "max_accuracy_drop=0.05" in kept["gate_thresholds"]
+    rejudged = versions(tracking_env, name)["0.5"].tags  # holds no alias: re-tagged under the new gate
+    assert rejudged["gate"] == "failed" and "max_accuracy_drop=0.01" in rejudged["gate_thresholds"]
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: {name}: no version of this run passed the gate") and f"v{champion}" in error

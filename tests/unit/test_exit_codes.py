@@ -85,7 +85,7 @@ def test_no_passing_version_exits_4_only_when_asked(tmp_path: Path, tiny_model_d
     assert report["champion"] is None and report["champion_uri"] is None
     asked = tokenskip(["register", "--require-champion"], tmp_path)
     assert asked.returncode == 4, asked.stderr[-3000:]
-    assert "no version passed the gate" in asked.stderr.strip().splitlines()[-1]
+    assert "no version of this run passed the gate; no champion" in asked.stderr.strip().splitlines()[-1]
     assert (tmp_path / "reports" / "register.json").is_file()  # the reports are written first
 
 

@@ -54,15 +54,28 @@ def register(
                            promote=not experiment, experiment=experiment)
     write_json(report, nulls_for_non_finite(payload))  # a figure the gate failed as NaN: null
     write_json(metrics, nulls_for_non_finite(headline_metrics(payload, read_json(evaluate))))
-    champion = payload["champion"]
-    where = f"champion v{champion['version']} (g={champion['ratio']:g})" if champion else "no champion"
-    if not payload["aliases_moved"]:
-        where += " (aliases not moved: dvc exp run)"
     typer.echo(
         f"register: {payload['registered_model']}: {payload['created_versions']} new / "
-        f"{payload['reused_versions']} existing versions, {where}, {payload['seconds']} s -> {report}"
+        f"{payload['reused_versions']} existing versions, {champion_summary(payload)}, "
+        f"{payload['seconds']} s -> {report}"
     )
     required = settings.gates.require_champion if require_champion is None else require_champion
-    if required and not any(v["verdict"] == "passed" for v in payload["versions"]):
-        raise NoChampion(f"{payload['registered_model']}: no version passed the gate (see {report}); "
-                         "gates.require_champion is true")
+    if required and not payload["gate_passed"]:  # what the report says: no version of this run passed
+        raise NoChampion(f"{payload['registered_model']}: no version of this run passed the gate; "
+                         f"{champion_summary(payload)} (see {report}); gates.require_champion is true")
+
+
+def champion_summary(payload: dict) -> str:
+    """Where the champion alias points after the run, and where that version came from."""
+    champion = payload["champion"]
+    if champion is None:
+        return "no champion"
+    ratio = champion["ratio"]
+    where = f"champion v{champion['version']}" + (f" (g={ratio:g})" if ratio is not None else "")
+    if champion["from_this_run"]:
+        return where
+    under = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in (champion.get("passed_under") or {}).items())  # the gate it passed
+    origin = f"kept from pipeline run {champion['pipeline_run_id']}" + (f", passed {under}" if under else "")
+    moved = "aliases not moved: dvc exp run" if not payload["aliases_moved"] else "no alias moved"
+    return f"{where} {origin} ({moved})"

@@ -60,6 +60,26 @@ class Thresholds:
     min_token_reduction: float
     decision: str = "upper_ci"
 
+    def describe(self, reference: str) -> str:
+        """One line a registry tag holds, e.g. ``reference=original decision=upper_ci
+        max_accuracy_drop=0.05 min_token_reduction=0.2`` (:func:`parse_thresholds` reads it back)."""
+        return (f"reference={reference} decision={self.decision} max_accuracy_drop="
+                f"{self.max_accuracy_drop:g} min_token_reduction={self.min_token_reduction:g}")
+
+
+def parse_thresholds(text: str | None) -> dict[str, str | float] | None:
+    """The thresholds of :meth:`Thresholds.describe`'s line (numbers as floats); None without one."""
+    if not text:
+        return None
+    found: dict[str, str | float] = {}
+    for item in text.split():
+        key, _, value = item.partition("=")
+        try:
+            found[key] = float(value)
+        except ValueError:
+            found[key] = value
+    return found
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -71,6 +91,7 @@ class Verdict:
     reference: str
     decision: str
     paired: Paired
+    thresholds: Thresholds | None = None  # what it was judged against
 
     @property
     def accuracy_drop(self) -> float:
@@ -123,6 +144,7 @@ def judge(
         reference=reference,
         decision=thresholds.decision,
         paired=paired,
+        thresholds=thresholds,
     )
 
 

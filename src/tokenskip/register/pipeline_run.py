@@ -129,7 +129,11 @@ class RunLogger:
                 self.tracking, self.finetune_run_id, self.inputs.model_dir, self.inputs.base_dir)
         return self.parent.info.run_id
 
-    def ratio_run(self, ratio: float, row: dict, verdict: Any, drops: dict) -> tuple[str, str]:
-        """The ratio's child run and logged model: (run id, model id)."""
-        self.parent_id  # noqa: B018  (opens the parent on first use)
-        return ratio_run(self.tracking, self.parent, ratio, row, verdict, drops, self.extra)
+    def ratio_run(
+        self, ratio: float, row: dict, verdict: Any, drops: dict, lineage: dict[str, str]
+    ) -> tuple[str, str]:
+        """The ratio's child run and logged model: (run id, model id). The model is tagged with
+        ``lineage``, this pipeline run and the finetune run."""
+        parent_id = self.parent_id  # opens the parent on first use
+        tags = {**lineage, "parent_run_id": parent_id, "finetune_run_id": self.finetune_run_id}
+        return ratio_run(self.tracking, self.parent, ratio, row, verdict, drops, self.extra, tags)

@@ -23,23 +23,28 @@ from typing import Any
 
 from tokenskip.core.params import Params
 from tokenskip.core.prompts import ratio_key
-from tokenskip.register.gate import Thresholds, judge, promotion_order
-from tokenskip.register.inputs import RegisterInputs, as_result, read_inputs
-from tokenskip.register.pipeline_run import RunLogger
-from tokenskip.register.registry import (
-    CONTENT_TAG,
-    PARENT_RUN_TAG,
-    Outcome,
+from tokenskip.register.aliases import (
     alias_version,
     apply_aliases,
     baseline_champion,
+    champion_entry,
+    held_aliases,
+    pipeline_run_of,
+)
+from tokenskip.register.gate import Thresholds, judge, promotion_order
+from tokenskip.register.inputs import RegisterInputs, as_result, read_inputs
+from tokenskip.register.outcome import Outcome, outcome_report
+from tokenskip.register.pipeline_run import RunLogger
+from tokenskip.register.registry import (
+    CONTENT_TAG,
+    EXPERIMENT_TAG,
+    PREVIOUS_CHAMPION_TAG,
     content_key,
     ensure_registered_model,
     ensure_version,
-    outcome_report,
     registered_model_name,
-    result_from_tags,
     version_description,
+    version_result,
     version_tags,
     versions_of_content,
 )
@@ -56,48 +61,60 @@ def _gate(rows: dict, paired: dict, params: Params, champion: Any) -> dict[float
             for ratio, row in rows.items()}
 
 
+def _log_missing(
+    runs: RunLogger, rows: dict, existing: dict, verdicts: dict, drops: dict, lineage: dict[str, str]
+) -> dict[float, tuple[str, str, Any]]:
+    """Per ratio (run id, logged model id, the registered version or None): the child run and model
+    of every ratio that has no version yet are logged here."""
+    logged = {}
+    for ratio, row in rows.items():
+        found = existing.get(ratio_key(ratio))
+        if found is not None:
+            logged[ratio] = (found.run_id, found.source.removeprefix("models:/"), found)
+        else:
+            logged[ratio] = (*runs.ratio_run(ratio, row, verdicts[ratio], drops[ratio], lineage), None)
+    return logged
+
+
 def _register_versions(
-    tracking: Tracking, name: str, content: str, runs: RunLogger | None, inputs: tuple[dict, dict],
-    params: Params, experiment: str | None = None,
+    tracking: Tracking, name: str, content: str, runs: RunLogger, inputs: tuple[dict, dict],
+    params: Params, policy: tuple[bool, str | None] = (True, None),
 ) -> Outcome:
     """Gate every ratio; log its child run and model unless all its versions exist; then find or
     create the versions (content-keyed: the same model and evaluation are never a second version).
 
     The registry is written last, in one short burst (registered model, versions, then aliases by
-    the caller): a failure while logging the models leaves the registry untouched. Under
-    ``dvc exp run`` existing versions are left as they are.
+    the caller): a failure while logging the models leaves the registry untouched. ``policy``:
+    (promote, experiment). Under ``dvc exp run`` existing versions are left as they are; when no
+    alias moves (nothing passed), a version holding an alias keeps the verdict tags it earned.
     """
+    promote, experiment = policy
     rows, paired = inputs
     existing = versions_of_content(tracking, name, content)
     baseline = baseline_champion(tracking, name, content, existing)
     previous = str(baseline.version) if baseline is not None else "none"
-    verdicts = _gate(rows, paired, params, result_from_tags(baseline) if baseline is not None else None)
+    champion = version_result(tracking, baseline) if baseline is not None else None
+    verdicts = _gate(rows, paired, params, champion)
     drops = {r: {ref: p.accuracy_drop for ref, p in by_ref.items()} for r, by_ref in paired.items()}
-    logged = {}
-    for ratio, row in rows.items():
-        found = existing.get(ratio_key(ratio))
-        if found is not None:
-            logged[ratio] = (found.run_id, found.source.removeprefix("models:/"), found.tags)
-        elif runs is not None:
-            logged[ratio] = (*runs.ratio_run(ratio, row, verdicts[ratio], drops[ratio]), None)
+    order = promotion_order([as_result(r, row) for r, row in rows.items()], list(verdicts.values()))
+    lineage = {CONTENT_TAG: content, PREVIOUS_CHAMPION_TAG: previous} | ({EXPERIMENT_TAG: experiment}
+                                                                        if experiment else {})
+    logged = _log_missing(runs, rows, existing, verdicts, drops, lineage)
     ensure_registered_model(tracking, name)
-    versions = {}
+    held = held_aliases(tracking, name) if promote and not order else {}
+    versions, kept = {}, set()
     for ratio, row in rows.items():
-        run_id, model_id, old_tags = logged[ratio]
-        if experiment and old_tags is not None:  # an experiment does not rewrite registered versions
-            versions[ratio] = existing[ratio_key(ratio)]
+        run_id, model_id, found = logged[ratio]
+        if found is not None and (experiment or str(found.version) in held):
+            versions[ratio] = found  # an experiment, or an alias no one moves: its tags stand
+            kept |= {ratio} if str(found.version) in held else set()
             continue
-        run_ids = {"run_id": run_id, CONTENT_TAG: content,
-                   PARENT_RUN_TAG: old_tags[PARENT_RUN_TAG] if old_tags else runs.parent_id,
-                   "finetune_run_id": old_tags["finetune_run_id"] if old_tags else runs.finetune_run_id}
-        tags = version_tags(ratio, row, verdicts[ratio], run_ids, previous, drops[ratio])
-        if experiment:
-            tags["dvc_experiment_baseline"] = experiment
+        tags = version_tags(ratio, row, verdicts[ratio], content) | ({EXPERIMENT_TAG: experiment}
+                                                                     if experiment else {})
         description = version_description(ratio, row, verdicts[ratio])
         versions[ratio] = ensure_version(tracking, name, f"models:/{model_id}", model_id, run_id, tags,
                                          description)
-    order = promotion_order([as_result(r, row) for r, row in rows.items()], list(verdicts.values()))
-    return Outcome(versions, verdicts, order, existing, baseline, drops)
+    return Outcome(versions, verdicts, order, existing, baseline, drops, kept)
 
 
 def register(
@@ -140,17 +157,19 @@ def _track_and_register(
     name = registered_model_name(params.mlflow.registered_model, params.model.name, params.data.dataset)
     kind = finetuned_kind(inputs.model_dir)
     content = content_key(inputs.model_dir, kind, runs.evaluate, inputs.per_question)
-    outcome = _register_versions(tracking, name, content, runs, gate_inputs, params, experiment)
-    if promote:
-        apply_aliases(tracking, name, [str(outcome.versions[r].version) for r in outcome.order])
+    outcome = _register_versions(tracking, name, content, runs, gate_inputs, params, (promote, experiment))
+    promoted = [str(outcome.versions[r].version) for r in outcome.order] if promote else []
+    apply_aliases(tracking, name, promoted)
     if runs.parent is not None:
         set_tags(tracking, runs.parent_id, {"registered_model": name})
         if runs.opened:
             finish_run(tracking, runs.parent_id)
-    parent_id = runs.parent_id if runs.parent is not None else next(
-        v.tags[PARENT_RUN_TAG] for v in outcome.versions.values())
-    final = alias_version(tracking, name, "champion")
-    report = outcome_report(name, parent_id, gate_inputs[0], outcome, final)
+    held = held_aliases(tracking, name)
+    champion = champion_entry(tracking, alias_version(tracking, name, "champion"),
+                              promoted[0] if promoted else None)
+    parent_id = runs.parent_id if runs.parent is not None else pipeline_run_of(
+        tracking, next(iter(outcome.versions.values())))
+    report = outcome_report(name, parent_id, gate_inputs[0], outcome, held, champion)
     report["aliases_moved"] = promote
-    report["champion_uri"] = f"models:/{name}@champion" if final is not None else None  # pyfunc.load_model
+    report["champion_uri"] = f"models:/{name}@champion" if champion is not None else None  # pyfunc.load_model
     return report

@@ -1,13 +1,20 @@
-"""The model registry side of the register stage: versions, their tags, the gate's aliases.
+"""The model registry side of the register stage: versions, their tags, and what a version says
+about itself (its gate figures, its lineage).
 
 One version per (fine-tuned model, evaluation, ratio), keyed by the version tag ``tokenskip.key``
 = ``<content key>:<ratio>``, where the content key hashes the model's files and what the evaluation
 found (figures, per-question results, settings; never its latencies or throughput, which differ
-between two evaluations of the same weights): a
-version is looked up before it is created, and created with all its tags in one call, so a re-run
-creates nothing new, whoever runs it (the flow or a plain ``tokenskip register``), and a retry
-after a failure completes the job without a half-tagged version. Aliases only (``champion``,
-``challenger``), never stages.
+between two evaluations of the same weights): a version is looked up before it is created, and
+created with all its tags in one call, so a re-run creates nothing new, whoever runs it (the flow
+or a plain ``tokenskip register``), and a retry after a failure completes the job without a
+half-tagged version.
+
+A version carries at most eight tags, what a reader filters by at a glance (:data:`VERSION_TAGS`):
+ratio, accuracy, actual ratio, the gate's verdict, reason and thresholds, the key, and the DVC
+experiment when ``dvc exp run`` registered it. The full figures (CoT tokens, latency, throughput,
+the paired statistics) are metrics of the version's logged model, and its lineage (content key,
+pipeline run, finetune run, the champion it was gated against) the logged model's tags
+(:mod:`tokenskip.register.runs`).
 """
 
 from __future__ import annotations
@@ -16,23 +23,24 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokenskip.core.io import folder_digests, read_jsonl
 from tokenskip.core.prompts import ratio_key
 from tokenskip.register.gate import RatioResult, Verdict
-from tokenskip.register.inputs import METRICS
 from tokenskip.tracking.retries import is_missing
 from tokenskip.tracking.store import Tracking
 
 KEY_TAG = "tokenskip.key"  # <content key>:<ratio>: one version per model, evaluation and ratio
+EXPERIMENT_TAG = "dvc_experiment_baseline"  # the DVC experiment (dvc exp run) that registered it
+VERSION_TAGS = ("ratio", "accuracy", "actual_ratio", "gate", "gate_reason", "gate_thresholds", KEY_TAG,
+                EXPERIMENT_TAG)
+# lineage, on the version's logged model (older versions carry them as version tags)
 CONTENT_TAG = "tokenskip.content"  # the content key alone
 PARENT_RUN_TAG = "parent_run_id"
+FINETUNE_RUN_TAG = "finetune_run_id"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 TIMING_KEY = re.compile(r"latency|throughput|seconds|_s$")  # evaluate.json keys the clock measured
 
 
@@ -71,17 +79,46 @@ def registered_model_name(configured: str | None, model_name: str, dataset: str)
     return slug
 
 
-def result_from_tags(version: Any) -> RatioResult | None:
-    """The gate's view of a registered version (e.g. the current champion), from its tags."""
+def logged_model(tracking: Tracking, version: Any) -> Any | None:
+    """The logged model a version was registered from (its ``model_id``, or its source
+    ``models:/<model id>``: search results leave the id out); None for a version without one."""
+    source = version.source or ""
+    model_id = version.model_id or (source[len("models:/"):] if source.startswith("models:/") else None)
+    if not model_id:
+        return None
+
+    def get() -> Any | None:
+        try:
+            return tracking.client.get_logged_model(model_id)
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    return tracking.call("get logged model", get)
+
+
+def lineage(tracking: Tracking, version: Any) -> dict[str, str]:
+    """Where a version came from: its logged model's tags, under the version's own tags (older
+    versions carry ``parent_run_id``, ``previous_champion``, ... there)."""
+    model = logged_model(tracking, version)
+    return {**(model.tags if model is not None else {}), **version.tags}
+
+
+def version_result(tracking: Tracking, version: Any) -> RatioResult | None:
+    """The gate's view of a registered version (e.g. the current champion): ratio, accuracy and
+    actual ratio from its tags, mean CoT tokens from its logged model's metrics (older versions:
+    a tag); None when a figure is missing."""
     tags = version.tags
+    tokens = tags.get("mean_cot_tokens")
+    if tokens is None:
+        model = logged_model(tracking, version)
+        metrics = (model.metrics or []) if model is not None else []
+        tokens = next((m.value for m in metrics if m.key == "mean_cot_tokens"), None)
     try:
-        return RatioResult(
-            float(tags["ratio"]),
-            float(tags["accuracy"]),
-            float(tags["mean_cot_tokens"]),
-            float(tags["actual_ratio"]),
-        )
-    except (KeyError, ValueError):
+        return RatioResult(float(tags["ratio"]), float(tags["accuracy"]), float(tokens),
+                           float(tags["actual_ratio"]))
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -102,80 +139,36 @@ def ensure_registered_model(tracking: Tracking, name: str) -> None:
     tracking.call(f"create registered model {name}", create)
 
 
+def content_of(version: Any) -> str | None:
+    """The content key of a version (from its ``tokenskip.key``; older versions: their tag)."""
+    key = version.tags.get(KEY_TAG)
+    return key.rpartition(":")[0] if key else version.tags.get(CONTENT_TAG)
+
+
 def versions_of_content(tracking: Tracking, name: str, content: str) -> dict[str, Any]:
     """The versions already registered for this model and evaluation, by ratio label."""
     found = tracking.call(
         "search model versions",
         lambda: tracking.client.search_model_versions(
-            f"name = '{name}' and tags.`{CONTENT_TAG}` = '{content}'"),
+            f"name = '{name}' and tags.`{KEY_TAG}` LIKE '{content}:%'"),
     )
-    return {v.tags.get("ratio"): v for v in found if v.tags.get(KEY_TAG)}
+    return {v.tags.get("ratio"): v for v in found if content_of(v) == content}
 
 
-def alias_version(tracking: Tracking, name: str, alias: str) -> Any | None:
-    """The version an alias points to, or None (no such alias, or no such registered model)."""
-
-    def get() -> Any | None:
-        try:
-            model = tracking.client.get_registered_model(name)
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise
-        version = model.aliases.get(alias)
-        return None if version is None else tracking.client.get_model_version(name, str(version))
-
-    return tracking.call(f"get alias {alias}", get)
-
-
-def baseline_champion(tracking: Tracking, name: str, content: str, existing: dict[str, Any]) -> Any | None:
-    """The champion this model is gated against: the one from before it was first registered.
-
-    On a re-run the alias may already point to one of its own versions; the earlier champion is
-    then read from the ``previous_champion`` tag written on its versions.
-    """
-    previous = next((v.tags.get(PREVIOUS_CHAMPION_TAG) for v in existing.values()), None)
-    if previous is None:
-        champion = alias_version(tracking, name, CHAMPION)
-        if champion is None or champion.tags.get(CONTENT_TAG) != content:
-            return champion
-        previous = champion.tags.get(PREVIOUS_CHAMPION_TAG, "none")
-    if previous in ("", "none"):
-        return None
-    return tracking.call("get previous champion", lambda: tracking.client.get_model_version(name, previous))
-
-
-def _interval(values: tuple[float, float]) -> str:
-    return f"[{values[0]:.4g}, {values[1]:.4g}]"
-
-
-def version_tags(
-    ratio: float, row: Mapping[str, float], verdict: Verdict, run_ids: Mapping[str, str], previous: str,
-    drops: Mapping[str, float],
-) -> dict[str, str]:
-    """Everything a user filters versions by: figures, the gate's reference, statistics, verdict and
-    reason, the accuracy drop against each reference (``drops``), run ids."""
-    tags = {
+def version_tags(ratio: float, row: Mapping[str, Any], verdict: Verdict, content: str) -> dict[str, str]:
+    """The version's tags (:data:`VERSION_TAGS`, less the experiment): ratio, accuracy, actual
+    ratio, the verdict, its reason and the thresholds it was judged against, and the key."""
+    thresholds = verdict.thresholds
+    return {
         "ratio": ratio_key(ratio),
-        **{m: "none" if row[m] is None else f"{row[m]:.6g}" for m in METRICS},
+        "accuracy": f"{row['accuracy']:.6g}",
+        "actual_ratio": f"{row['actual_ratio']:.6g}",
+        "gate": "passed" if verdict.passed else "failed",
+        "gate_reason": verdict.reason,
+        "gate_thresholds": (thresholds.describe(verdict.reference) if thresholds
+                            else f"reference={verdict.reference} decision={verdict.decision}"),
+        KEY_TAG: f"{content}:{ratio_key(ratio)}",
     }
-    paired = verdict.paired
-    tags.update(
-        reference=verdict.reference,
-        decision=verdict.decision,
-        accuracy_drop=f"{paired.accuracy_drop:.6g}",
-        accuracy_drop_ci=_interval(paired.accuracy_drop_ci),
-        token_reduction=f"{paired.token_reduction:.6g}",
-        token_reduction_ci=_interval(paired.token_reduction_ci),
-        mcnemar_p=f"{paired.mcnemar_p:.4g}",
-        **{f"accuracy_drop_{ref}": f"{drop:.6g}" for ref, drop in drops.items()},
-        gate="passed" if verdict.passed else "failed",
-        gate_reason=verdict.reason,
-        previous_champion=previous,
-        **run_ids,
-    )
-    tags[KEY_TAG] = f"{run_ids[CONTENT_TAG]}:{ratio_key(ratio)}"
-    return tags
 
 
 def version_description(ratio: float, row: Mapping[str, Any], verdict: Verdict) -> str:
@@ -213,77 +206,3 @@ def ensure_version(
         tracking.call("describe version",
                       lambda: client.update_model_version(name, version.version, description=description))
     return version
-
-
-def apply_aliases(tracking: Tracking, name: str, order: list[str]) -> None:
-    """``champion`` -> order[0], ``challenger`` -> order[1] (removed when there is none)."""
-    client = tracking.client
-    if not order:
-        return
-    tracking.call("set champion", lambda: client.set_registered_model_alias(name, CHAMPION, order[0]))
-    if len(order) > 1:
-        tracking.call("set challenger", lambda: client.set_registered_model_alias(name, CHALLENGER, order[1]))
-    elif alias_version(tracking, name, CHALLENGER) is not None:
-        tracking.call("drop challenger", lambda: client.delete_registered_model_alias(name, CHALLENGER))
-
-
-@dataclass
-class Outcome:
-    """What the registry holds for this pipeline run after the stage."""
-
-    versions: dict[float, Any]
-    verdicts: dict[float, Verdict]
-    order: list[float]
-    existing: dict[str, Any]
-    baseline: Any | None
-    drops: dict[float, dict[str, float]]  # per ratio, the accuracy drop against each reference
-
-
-def outcome_report(
-    name: str, parent_id: str, rows: dict, outcome: Outcome, final: Any | None
-) -> dict[str, Any]:
-    """reports/register.json (less timing): versions with verdict, role and alias; the champion."""
-    aliases = dict(zip(outcome.order, ("champion", "challenger"), strict=False))
-    entries = []
-    for ratio in sorted(rows):
-        verdict = outcome.verdicts[ratio]
-        version = outcome.versions[ratio]
-        entries.append(
-            {
-                "ratio": ratio,
-                "version": str(version.version),
-                "verdict": "passed" if verdict.passed else "failed",
-                "reason": verdict.reason,
-                "role": aliases.get(ratio, "challenger" if verdict.passed else "failed"),
-                "alias": aliases.get(ratio),
-                "accuracy": rows[ratio]["accuracy"],
-                "mean_cot_tokens": rows[ratio]["mean_cot_tokens"],
-                "accuracy_ci": rows[ratio].get("accuracy_ci"),
-                "reference": verdict.reference,
-                "decision": verdict.decision,
-                "accuracy_drop": round(verdict.accuracy_drop, 6),
-                "accuracy_drop_ci": list(verdict.paired.accuracy_drop_ci),
-                "token_reduction": round(verdict.token_reduction, 6),
-                "token_reduction_ci": list(verdict.paired.token_reduction_ci),
-                "mcnemar_p": verdict.paired.mcnemar_p,
-                **{f"accuracy_drop_{ref}": drop for ref, drop in outcome.drops[ratio].items()},
-                "run_id": version.run_id,
-            }
-        )
-    champion = None
-    if final is not None:
-        champion = {
-            "version": str(final.version),
-            "ratio": float(final.tags.get("ratio", "nan")),
-            "from_this_run": final.tags.get(PARENT_RUN_TAG) == parent_id,
-        }
-    baseline = outcome.baseline
-    return {
-        "registered_model": name,
-        "parent_run_id": parent_id,
-        "versions": entries,
-        "champion": champion,
-        "previous_champion": str(baseline.version) if baseline is not None else None,
-        "created_versions": len(outcome.versions) - len(outcome.existing),
-        "reused_versions": len(outcome.existing),
-    }

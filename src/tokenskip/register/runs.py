@@ -5,7 +5,9 @@ and what it already holds is not logged twice."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +107,34 @@ def _log_tables(tracking: Tracking, run_id: str, ratio: float, extra: dict) -> N
                       lambda: tracking.client.log_table(run_id, columns, PER_QUESTION_TABLE))
 
 
+def describe_model(
+    tracking: Tracking, run_id: str, model_id: str, figures: dict, tags: dict[str, str]
+) -> None:
+    """Link ``figures`` to the logged model as its metrics (what its page and its registry version
+    show) and set its ``tags`` (lineage), each unless it is there already."""
+    from mlflow.entities import Metric
+
+    model = tracking.call("get logged model", lambda: tracking.client.get_logged_model(model_id))
+    linked = {m.key for m in model.metrics or []}
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in figures.items()
+             if k not in linked and v is not None and math.isfinite(v)]
+    for start in range(0, len(batch), 1000):
+        chunk = batch[start : start + 1000]
+        tracking.call("link metrics to the model",
+                      lambda chunk=chunk: tracking.client.log_batch(run_id, metrics=chunk))
+    missing = {k: v for k, v in tags.items() if model.tags.get(k) != v}
+    if missing:
+        tracking.call("tag the model", lambda: tracking.client.set_logged_model_tags(model_id, missing))
+
+
 def ratio_run(
     tracking: Tracking, parent: Any, ratio: float, row: dict, verdict: Verdict, drops: dict[str, float],
-    extra: dict,
+    extra: dict, lineage: dict[str, str],
 ) -> tuple[str, str]:
     """Child run of one ratio: metrics, gate tags, its outputs and per-question table, and the pyfunc
-    model (logged once). Returns (run id, logged model id)."""
+    model (logged once) with the figures as its metrics and ``lineage`` as its tags. Returns (run
+    id, logged model id)."""
     import mlflow
     from tokenskip.register.pyfunc_model import log_pyfunc
 
@@ -118,7 +142,8 @@ def ratio_run(
     run = open_child_run(tracking, parent, f"ratio-{label}", {ROLE_TAG: "ratio", "ratio": label})
     run_id = run.info.run_id
     log_params_once(tracking, run, {"ratio": label})
-    log_metrics_once(tracking, run, ratio_figures(row, verdict, drops))
+    figures = ratio_figures(row, verdict, drops)
+    log_metrics_once(tracking, run, figures)
     tags = {"gate": "passed" if verdict.passed else "failed", "gate_reason": verdict.reason,
             "reference": verdict.reference, "decision": verdict.decision}
     set_tags(tracking, run_id, tags | {f"accuracy_drop_{ref}": f"{d:.6g}" for ref, d in drops.items()})
@@ -133,6 +158,7 @@ def ratio_run(
 
         model_id = tracking.call(f"log model ratio {label}", log_model)
         set_tags(tracking, run_id, {MODEL_ID_TAG: model_id})
+    describe_model(tracking, run_id, model_id, figures, lineage)
     finish_run(tracking, run_id)
     return run_id, model_id
 
