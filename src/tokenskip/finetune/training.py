@@ -24,6 +24,7 @@ from typing import Any
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import ADAPTER_SUBDIR, MANIFEST_FILE, MODEL_SUBDIR, count_parameters
 from tokenskip.core.io import read_jsonl, staged_dir, write_json
+from tokenskip.core.manifest import FINGERPRINT_KEY, base_fingerprint
 from tokenskip.core.params import DEFAULT_INSTRUCTION, FinetuneParams
 from tokenskip.core.progress import progress_enabled
 from tokenskip.core.prompts import add_ratio_template
@@ -242,6 +243,7 @@ def run_finetune(
     from transformers import set_seed
 
     from tokenskip.core.hf import load_causal_lm, resolve_base_model
+    from tokenskip.finetune.progress import attach as show_progress
 
     samples = read_samples(samples_path)
     processes = world_size()
@@ -273,6 +275,7 @@ def run_finetune(
         data_collator=collate(tokenizer.pad_token_id, layout),
         processing_class=tokenizer,
     )
+    show_progress(trainer, sum(len(e["input_ids"]) for e in encoded) * params.epochs)  # a line per 10%
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - started
@@ -283,7 +286,8 @@ def run_finetune(
     tokens = int(all_tokens * (steps - start_step) / max_steps)
     history = _loss_history(trainer.state.log_history)
     ratios = sorted({float(s["ratio"]) for s in samples})
-    meta = {"method": METHOD, "base": name, "revision": revision, "ratios": ratios, "steps": steps}
+    meta = {"method": METHOD, "base": name, "revision": revision, "ratios": ratios, "steps": steps,
+            FINGERPRINT_KEY: base_fingerprint(name, revision) if main else None}  # evaluate/register check it
     distributed = describe()
     if main:
         model.config.use_cache = use_cache
