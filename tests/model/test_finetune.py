@@ -46,6 +46,7 @@ def test_loss_covers_completion_and_eos_only(tokenizer):
 
 def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, tmp_path):
     from tokenskip.core.hf import load_finetuned
+    from tokenskip.core.manifest import base_fingerprint
     from tokenskip.finetune.training import run_finetune
 
     params = FinetuneParams(lora_rank=4, lora_alpha=8, merge=True, **FAST)
@@ -59,7 +60,9 @@ def test_lora_saves_adapter_and_merged_model_that_load(tiny_model_dir, samples, 
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "model" / "model.safetensors").is_file()
     assert "varlen" not in (out / "model" / "config.json").read_text()  # saved with its own attention
-    assert json.loads((out / "tokenskip.json").read_text())["ratios"] == [0.5, 0.7, 1.0]
+    manifest = json.loads((out / "tokenskip.json").read_text())
+    assert manifest["ratios"] == [0.5, 0.7, 1.0]
+    assert manifest["base_fingerprint"] == base_fingerprint(str(tiny_model_dir), None)  # evaluate checks it
     assert not (tmp_path / "ckpt").exists()  # checkpoints live only while a run is unfinished
     merged, tok = load_finetuned(out, tiny_model_dir, "cpu")
     (out / "model").rename(tmp_path / "moved")  # adapter path: base + PEFT adapter

@@ -49,12 +49,14 @@ def evaluate(
         resolve_base_model,
     )
     from tokenskip.core.io import write_json, write_jsonl
+    from tokenskip.core.manifest import check_base_model
     from tokenskip.core.problems import dataset_file, load_file
     from tokenskip.evaluate.conditions import check_ratios, evaluate_models
     from tokenskip.evaluate.pareto import pareto_rows, plot_pareto, write_pareto_csv
 
     settings = load_params(params)
     check_ratios(settings.evaluate.ratios, settings.prune.ratios, f"{params}: prune.ratios")
+    check_base_model(model, base)  # the base model it was fine-tuned on, by content
     trained = manifest_ratios(model)
     if trained is not None:
         check_ratios(settings.evaluate.ratios, trained, str(model / MANIFEST_FILE))

@@ -4,7 +4,9 @@ A checkpoint folder is stamped with :func:`fingerprint`; a run whose inputs hash
 it instead of resuming. The base model counts by the bytes of its files (weights, tokenizer,
 config, ...), not by its path or the files' sizes and mtimes, so another model swapped in at the same
 path (``models/base`` is always that path) never resumes a checkpoint trained on the old one. A
-``model.json`` pointer to a hub id with no local snapshot counts by name and revision.
+``model.json`` pointer to a hub id with no local snapshot counts by name and revision. The same
+identity, alone, is the base model fingerprint finetune records in the fine-tuned model's manifest
+(:mod:`tokenskip.core.manifest`).
 """
 
 from __future__ import annotations
@@ -12,18 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-from tokenskip.core.io import file_sha256, folder_digests
+from tokenskip.core.io import file_sha256
+from tokenskip.core.manifest import base_model_identity
 from tokenskip.core.params import FinetuneParams
 
-
-def base_model_identity(name: str, revision: str | None) -> dict[str, Any]:
-    """A local model folder by its files' content; a hub id without local files by name and revision."""
-    folder = Path(name)
-    if folder.is_dir():
-        return {"files": folder_digests(folder)}
-    return {"name": name, "revision": revision}
+__all__ = ["base_model_identity", "fingerprint"]
 
 
 def fingerprint(params: FinetuneParams, samples_path: Path, name: str, revision: str | None) -> str:

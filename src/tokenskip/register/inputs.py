@@ -219,6 +219,7 @@ def read_inputs(inputs: RegisterInputs, params: Params) -> tuple[dict, dict, dic
     """(evaluate.json, finetune.json, per-ratio metrics, per-ratio paired comparison with
     ``gates.reference``); any gap is one clear error."""
     from tokenskip.core.hf import finetuned_kind
+    from tokenskip.core.manifest import check_base_model
 
     evaluate = read_json(inputs.evaluate)
     finetune = read_json(inputs.finetune_report)
@@ -235,4 +236,5 @@ def read_inputs(inputs: RegisterInputs, params: Params) -> tuple[dict, dict, dic
             f"{reference} needs it (the original model is measured when evaluate.baselines is true)"
         )
     finetuned_kind(inputs.model_dir)
+    check_base_model(inputs.model_dir, inputs.base_dir)  # the base model it was fine-tuned on, by content
     return evaluate, finetune, rows, paired
