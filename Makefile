@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # torch==2.13.0 is the CPU build on disk here; see README for a CUDA build on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test install lock data lint mutation ablation
+.PHONY: run test test-unit install lock data lint mutation ablation
 
 # constraints.txt: the library versions the committed reports were made with (see `make lock`)
 $(STAMP): pyproject.toml constraints.txt
@@ -52,6 +52,11 @@ ablation: data
 
 test: data
 	$(BIN)/python -m pytest -q
+
+# the unit tier: pure functions and small files, no servers, no model training (under a minute on
+# 2 cores); `make test` runs it with the data, model and pipeline tiers
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests flows bench experiments
