@@ -53,8 +53,8 @@ ablation: data
 test: data
 	$(BIN)/python -m pytest -q
 
-# the unit tier: pure functions and small files, no servers, no model training (under a minute on
-# 2 cores); `make test` runs it with the data, model and pipeline tiers
+# the unit tier alone: pure functions, small files and one-process stage runs, no model training
+# (about a minute on a quiet 2-core box); `make test` runs it with the data, model and pipeline tiers
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 

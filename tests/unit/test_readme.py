@@ -54,6 +54,10 @@ def test_new_timings_pass_and_a_new_figure_fails(clone: Path) -> None:
     assert check(clone, clone / "README.md") is None
     _edit_evaluate(clone, "latency_s", 9.999)  # another box's seconds: the README still holds
     _edit_evaluate(clone, "throughput_tok_s", 1.0)
+    register = json.loads((clone / "reports" / "register.json").read_text(encoding="utf-8"))
+    register["versions"] = [{**v, "version": str(i), "run_id": f"run{i}"} for i, v in enumerate(register["versions"])]
+    register["champion"] = {**register["champion"], "version": "1"}  # a fresh registry numbers its own
+    (clone / "reports" / "register.json").write_text(json.dumps(register), encoding="utf-8")
     assert check(clone, clone / "README.md") is None
     _edit_evaluate(clone, "mean_cot_tokens", 42.0)  # a figure the pipeline reproduces: it must match
     problem = check(clone, clone / "README.md")
