@@ -35,8 +35,10 @@ def math_params(**data: Any) -> Any:
     return parse_params({"data": {"dataset": "math", **data}}).data
 
 
-def test_math_fixture_loads_with_levels_subjects_and_gold(tmp_path: Path) -> None:
-    problems = load_dataset(math_params(test_path=str(FIXTURE)), tmp_path, "test")
+def test_math_fixture_loads_with_levels_subjects_and_gold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # data.test_path is a file under data/, from the repository root
+    write(tmp_path / "data" / "math500" / "test.jsonl", fixture_rows())
+    problems = load_dataset(math_params(test_path="data/math500/test.jsonl"), tmp_path, "test")
     rows = fixture_rows()
     assert len(problems) == len(rows) >= 30
     assert problems[0].id == "math-test-00000"
@@ -55,12 +57,13 @@ def test_every_fixture_solution_boxes_an_answer_equal_to_its_gold() -> None:
         assert boxed is not None and answers_match(boxed, row["answer"]), row["unique_id"]
 
 
-def test_original_math_format_through_a_field_mapping(tmp_path: Path) -> None:
+def test_original_math_format_through_a_field_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MATH as first released: no answer field, ``type`` for the subject, levels "Level N"."""
     rows = [{"problem": r["problem"], "solution": r["solution"], "type": r["subject"],
              "level": f"Level {r['level']}"} for r in fixture_rows()]
-    path = write(tmp_path / "data" / "mine" / "test.jsonl", rows)
-    params = parse_params({"data": {"dataset": "jsonl", "test_path": str(path), "fields": {
+    write(tmp_path / "data" / "mine" / "test.jsonl", rows)
+    monkeypatch.chdir(tmp_path)
+    params = parse_params({"data": {"dataset": "jsonl", "test_path": "data/mine/test.jsonl", "fields": {
         "question": "problem", "solution": "solution", "answer": None, "level": "level", "subject": "type"}}})
     problems = load_dataset(params.data, tmp_path / "data", "test")
     assert [p.id for p in problems][:2] == ["jsonl-test-00000", "jsonl-test-00001"]

@@ -20,7 +20,9 @@ FIGURES = {"n", "accuracy", "mean_cot_tokens", "actual_ratio"}
 def test_evaluate_stage_breaks_the_fixture_down_by_level_and_subject(tiny_model_dir: Path, tmp_path: Path):
     (tmp_path / "tokenskip").mkdir()
     (tmp_path / "tokenskip" / "model").symlink_to(tiny_model_dir)  # a full model folder
-    params = {"data": {"dataset": "math", "test_path": str(FIXTURE)},
+    (tmp_path / "data" / "math500").mkdir(parents=True)  # data.test_path: a file under data/
+    (tmp_path / "data" / "math500" / "test.jsonl").write_bytes(FIXTURE.read_bytes())
+    params = {"data": {"dataset": "math", "test_path": "data/math500/test.jsonl"},
               "evaluate": {"ratios": [0.5], "batch_size": 17, "max_new_tokens": 64, "latency_samples": 1,
                            "baselines": False, "n_outputs_per_condition": 1}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -29,7 +31,7 @@ def test_evaluate_stage_breaks_the_fixture_down_by_level_and_subject(tiny_model_
                "--report", str(tmp_path / "evaluate.json"), "--pareto", str(tmp_path / "pareto.csv"),
                "--plot", str(tmp_path / "pareto.png"), "--outputs", str(tmp_path / "outputs.jsonl"),
                "--per-question", str(tmp_path / "per_question.jsonl"), "--params", str(tmp_path / "params.yaml")]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads((tmp_path / "evaluate.json").read_text())
     print(json.dumps({k: v["breakdown"]["level"] for k, v in report["ratios"].items()}))

@@ -1,4 +1,5 @@
-"""Atomic file writes and JSON Lines reading/writing with precise error messages."""
+"""Atomic file writes, and JSON, JSON Lines and YAML reading and writing with precise error
+messages (file, line, field)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+import yaml
 
 from tokenskip.core.errors import TokenSkipError
 
@@ -193,6 +196,60 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict[str,
     if not records:
         raise TokenSkipError(f"{source}: empty file (no records)")
     return records
+
+
+def read_text(path: str | Path) -> str:
+    """A text file as UTF-8; bytes that are not UTF-8 are one TokenSkipError naming the line."""
+    source = Path(path)
+    try:
+        return source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(source) from None
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently; DVC refuses the file): the project's one YAML loader."""
+
+
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[object, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: construct_mapping says so
+            break
+        if first is not None:
+            message = f"duplicate key {key!r} (first on line {first})"
+            raise DuplicateKey(None, None, message, key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | Path) -> object:
+    """A YAML file parsed with :class:`UniqueKeyLoader`; a missing file, bytes that are not UTF-8,
+    invalid YAML or a duplicate key is one TokenSkipError naming the file and the line."""
+    source = Path(path)
+    if not source.is_file():
+        raise TokenSkipError(f"{source}: file not found")
+    try:
+        return yaml.load(read_text(source), Loader=UniqueKeyLoader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else str(source)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, DuplicateKey):
+            raise TokenSkipError(f"{where}: {problem}") from None
+        raise TokenSkipError(f"{where}: not valid YAML ({problem})") from None
 
 
 def read_json(path: str | Path) -> Any:

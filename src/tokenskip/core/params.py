@@ -9,20 +9,48 @@ what is allowed, e.g. ``params.yaml: prune.ratios.2: must be > 0 and <= 1 (got 1
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core.core_schema import ValidationInfo
 
 from tokenskip.core.errors import TokenSkipError
+from tokenskip.core.io import read_yaml
 
 Ratio = Annotated[float, Field(gt=0, le=1)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+
+def _not_blank(value: str) -> str:
+    """Text that is not empty or blank (checked after the type, so a number is reported as one)."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _under_data(value: str | None) -> str | None:
+    """A relative path inside ``data/`` (the folder DVC tracks as the stages' dependency)."""
+    if value is None:
+        return None
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if not parts or parts[0] != "data" or len(parts) < 2 or ".." in parts:
+        raise ValueError("must be a file under data/ (DVC tracks data/ only), e.g. data/mine/train.jsonl")
+    return value
+
+
+NonEmptyText = Annotated[str, AfterValidator(_not_blank)]
+DataFile = Annotated[str | None, AfterValidator(_under_data)]
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -57,8 +85,8 @@ class DataParams(Section):
     and the synthetic set's shape."""
 
     dataset: Literal["synthetic", "gsm8k", "math", "jsonl"] = "synthetic"
-    train_path: str | None = None
-    test_path: str | None = None
+    train_path: DataFile = None
+    test_path: DataFile = None
     fields: FieldMap | None = Field(default=None, validate_default=True)
     seed: NonNegativeInt = 1234
     synthetic_train: PositiveInt = 40000
@@ -217,9 +245,9 @@ class GateParams(Section):
 class MlflowParams(Section):
     """Where runs and models are tracked; MLFLOW_TRACKING_URI overrides tracking_uri."""
 
-    tracking_uri: str = "sqlite:///mlflow/mlflow.db"
-    artifact_location: str = "mlflow/artifacts"
-    experiment: str = "tokenskip"
+    tracking_uri: NonEmptyText = "sqlite:///mlflow/mlflow.db"
+    artifact_location: NonEmptyText = "mlflow/artifacts"
+    experiment: NonEmptyText = "tokenskip"
     registered_model: str | None = Field(default=None, min_length=1, max_length=200)
     retries: PositiveInt = 4
     retry_backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
@@ -315,12 +343,9 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml (or another profile file)."""
+    """Read and validate params.yaml (or another profile file): one line for any defect
+    (:func:`tokenskip.core.io.read_yaml`: bytes, YAML, duplicate keys; :func:`parse_params`)."""
     source = Path(path)
     if not source.is_file():
         raise TokenSkipError(f"{source}: params file not found")
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TokenSkipError(f"{source}: not valid YAML ({exc})") from None
-    return parse_params(raw, str(source))
+    return parse_params(read_yaml(source), str(source))

@@ -71,8 +71,11 @@ def load_problems(path: str | Path, id_prefix: str | None = None) -> list[Proble
     problems: list[Problem] = []
     for index, record in enumerate(read_jsonl(source, required=("question", "answer"))):
         for field in ("question", "answer"):
-            if not isinstance(record[field], str) or not record[field].strip():
-                raise TokenSkipError(f"{source}: record {index + 1}: field '{field}' is empty")
+            where = f"{source}: record {index + 1}: field '{field}'"
+            if not isinstance(record[field], str):  # a number or a list is reported as what it is
+                raise TokenSkipError(f"{where} is not text (got {type(record[field]).__name__})")
+            if not record[field].strip():
+                raise TokenSkipError(f"{where} is empty")
         try:
             solution, gold = split_gold(record["answer"])
         except ValueError as exc:

@@ -10,9 +10,11 @@
   (SQLITE_BUSY / SQLITE_LOCKED after its own busy timeout, or a lost database connection, which
   MLflow reports as ``TEMPORARILY_UNAVAILABLE``); :func:`with_retries` does, waiting
   ``backoff_s * 2**i``, then raises one line (ServiceError).
-- A damaged store (corrupt, not a database, read-only, cannot be opened) and a missing run,
-  experiment or model (``RESOURCE_DOES_NOT_EXIST``) are one line at once (TokenSkipError, exit
-  code 2): a retry cannot fix them.
+- A damaged store (corrupt, not a database, read-only, cannot be opened), a store whose driver is
+  not installed (an ImportError, e.g. ``postgresql://`` without psycopg2), a server whose answer
+  is not MLflow's (:func:`tokenskip.tracking.store.connect`), and a missing run, experiment or
+  model (``RESOURCE_DOES_NOT_EXIST``) are one line at once (TokenSkipError, exit code 2): a retry
+  cannot fix them.
 
 Failures are told apart by type and code (the sqlite3 error code in the exception chain,
 MlflowException's ``error_code``, the requests exception types), never by message text.
@@ -139,8 +141,22 @@ def _unreachable(uri: str, what: str, attempts: int, exc: BaseException) -> Serv
     )
 
 
+def missing_module(exc: BaseException) -> str | None:
+    """The names of the Python modules whose import failed behind ``exc`` (e.g. the database
+    driver a store's URI needs, ``psycopg2`` for ``postgresql://``), if one did."""
+    names = [cause.name or first_line(cause) for cause in _chain(exc) if isinstance(cause, ImportError)]
+    return " / ".join(dict.fromkeys(names)) or None
+
+
 def _final(exc: BaseException, what: str, uri: str) -> TokenSkipError | None:
     """The one-line error a failure ends in at once, or None when it may be retried or is not ours."""
+    module = missing_module(exc)
+    if module is not None:
+        return TokenSkipError(
+            f"MLflow tracking store {uri}: {what} failed: its driver (Python module {module}) is not "
+            "installed: install it (PostgreSQL: psycopg2-binary, the project's scale extra) or point "
+            "MLFLOW_TRACKING_URI / mlflow.tracking_uri at another store"
+        )
     if is_store_damage(exc):
         return TokenSkipError(
             f"MLflow tracking store {uri}: {what} failed ({first_line(exc)}); the database is "

@@ -89,6 +89,25 @@ def open_store(uri: str, retry: Retry) -> Tracking:
     return Tracking(uri, client, "", retry)
 
 
+def _first_contact(store: Tracking, action: Callable[[], T]) -> T:
+    """The first request to the store (get experiment). A server whose answer is not MLflow's (an
+    HTML page, a 404 without MLflow's JSON error body) is one line at once, exit code 2: MLflow's
+    REST client raises a plain MlflowException for it, a RestException for MLflow's own errors;
+    and this request cannot fail on the client side (the experiment name is non-empty text)."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        return store.call("get experiment", action)
+    except MlflowException as exc:
+        if not is_server(store.uri) or isinstance(exc, RestException):
+            raise
+        raise TokenSkipError(
+            f"{store.uri} is not an MLflow tracking server: its answer to get experiment is not MLflow's "
+            f"({exc.error_code}); point MLFLOW_TRACKING_URI at the MLflow server (mlflow/server.sh start "
+            "prints its URI) or unset it"
+        ) from None
+
+
 def connect(uri: str, experiment: str, artifact_location: str, retry: Retry) -> Tracking:
     """A client on the store ``uri`` (see :func:`resolve_uri`) and the experiment, got or created.
 
@@ -101,7 +120,7 @@ def connect(uri: str, experiment: str, artifact_location: str, retry: Retry) -> 
     """
     store = open_store(uri, retry)
     client = store.client
-    found = store.call("get experiment", lambda: client.get_experiment_by_name(experiment))
+    found = _first_contact(store, lambda: client.get_experiment_by_name(experiment))
     location = None if is_server(uri) else Path(artifact_location).resolve().as_uri()
     if found is not None:
         stored = _local_path(found.artifact_location)
