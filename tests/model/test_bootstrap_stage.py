@@ -88,11 +88,15 @@ def test_named_local_folder_is_recorded_without_training(tmp_path: Path, tiny_mo
     assert resolve_base_model(tmp_path / "models" / "base")[0] == str(tiny_model_dir.resolve())
 
 
-def test_hub_id_offline_is_recorded_for_later_stages(tmp_path: Path) -> None:
-    _run(tmp_path, _params(tmp_path, model={"name": "Qwen/Qwen2.5-7B-Instruct", "revision": "main"}))
-    pointer = json.loads((tmp_path / "models" / "base" / "model.json").read_text())
-    assert pointer["name"] == "Qwen/Qwen2.5-7B-Instruct" and pointer["revision"] == "main"
-    assert resolve_base_model(tmp_path / "models" / "base") == (pointer["path"] or pointer["name"], "main")
+def test_an_uncached_hub_id_offline_stops_with_one_clear_line(tmp_path: Path) -> None:
+    """Offline, a hub id that is not in the local cache cannot be loaded by any later stage: exit 2,
+    nothing written (it used to record a pointer and exit 0)."""
+    result = _run_cli(tmp_path, _params(tmp_path, model={"name": "org/not-cached-anywhere", "revision": "main"}))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model.name: org/not-cached-anywhere@main: not in the ")
+    assert "offline" in lines[0]
+    assert not (tmp_path / "models" / "base").exists() and not (tmp_path / "reports").exists()
 
 
 def test_rows_shorter_than_an_example_stop_with_one_clear_line(tmp_path: Path) -> None:

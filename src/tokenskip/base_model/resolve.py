@@ -9,6 +9,10 @@ from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.hf import load_tokenizer
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def resolve_local(folder: Path) -> dict[str, Any]:
     """A local model folder must have config.json and a tokenizer with a chat template."""
     if not (folder / "config.json").is_file():
@@ -21,14 +25,30 @@ def resolve_local(folder: Path) -> dict[str, Any]:
 
 
 def resolve_hub(name: str, revision: str | None) -> dict[str, Any]:
-    """Snapshot a hub id where the network allows; else record it (and a cached copy, if any)."""
-    from huggingface_hub import is_offline_mode, snapshot_download
+    """Snapshot a hub id: from the local cache when huggingface_hub is offline, else from the hub.
 
+    An id or revision the hub does not have, or (offline) one that is not in the local cache, is
+    one TokenSkipError (exit code 2): no later stage could load it. Online, a download that fails
+    for another reason (the network) records the id for the later stages to load."""
+    from huggingface_hub import is_offline_mode, snapshot_download
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+
+    offline = is_offline_mode()
     record: dict[str, Any] = {"name": name, "revision": revision, "path": None, "source": "hub"}
+    label = f"{name}@{revision}" if revision else name
     try:
-        path = snapshot_download(name, revision=revision, local_files_only=is_offline_mode())
-    except Exception as exc:  # offline, unknown id, no cache: record the id, later stages load it
-        record["snapshot_error"] = str(exc).splitlines()[0][:300]
+        path = snapshot_download(name, revision=revision, local_files_only=offline)
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
+        why = _first_line(exc)
+        raise TokenSkipError(f"model.name: {label}: not a model on the Hugging Face hub ({why})") from None
+    except Exception as exc:
+        if offline:
+            raise TokenSkipError(
+                f"model.name: {label}: not in the local Hugging Face cache, and the hub is offline "
+                "(HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE): download it first (hf download "
+                f"{name}), or name a local model folder"
+            ) from None
+        record["snapshot_error"] = _first_line(exc)  # online, the network failed: later stages load the id
         return record
     record["path"] = path
     record["snapshot_revision"] = Path(path).name
