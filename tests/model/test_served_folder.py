@@ -130,3 +130,22 @@ def test_pyfunc_prompts_and_bad_requests_go_through_the_template(finetuned: Path
     huge = request_prompts(tokenizer, ["x " * 500_000], DEFAULT_INSTRUCTION, 1.0)
     with pytest.raises(BadRequest, match=r"^inputs\[0\]: the prompt \(1000\d+ characters\) is longer than"):
         check_question_lengths(model, tokenizer, huge)
+
+
+def test_a_logged_version_downloads_to_finetunes_layout_with_its_decoding(
+    finetuned: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import mlflow
+    from tokenskip.register.pyfunc_model import log_pyfunc
+    from tokenskip.register.weights import download_version, finetuned_layout
+    from tokenskip.tracking.store import globally
+
+    with globally(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        experiment = mlflow.create_experiment("serve", (tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_pyfunc(finetuned, tiny_model_dir, 0.7, DEFAULT_INSTRUCTION, 24, 1, repetition_penalty=1.1)
+        files = download_version(info.model_uri, tmp_path / "download")
+    assert files.config["max_new_tokens"] == 24 and files.config["repetition_penalty"] == 1.1
+    assert files.config["instruction"] == DEFAULT_INSTRUCTION and files.config["weights"] == {}
+    layout = finetuned_layout(files.artifacts, files.config["weights"])
+    assert (layout.model_dir / "model" / "chat_template.jinja").is_file()

@@ -152,8 +152,10 @@ def download_version(model_uri: str, dst: str | Path) -> VersionFiles:
     without loading it (the shared weights stay URIs in ``config["weights"]``)."""
     import mlflow.artifacts
     from mlflow.models import Model
+    from mlflow.models.model import MODEL_CONFIG
+    from mlflow.pyfunc import FLAVOR_NAME
 
     path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
-    flavor = Model.load(str(path)).flavors.get("python_function", {})
+    flavor = Model.load(str(path)).flavors.get(FLAVOR_NAME, {})
     artifacts = {key: str(path / info["path"]) for key, info in (flavor.get("artifacts") or {}).items()}
-    return VersionFiles(path, artifacts, dict(flavor.get("model_config") or {}))
+    return VersionFiles(path, artifacts, dict(flavor.get(MODEL_CONFIG) or {}))
