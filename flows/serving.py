@@ -139,12 +139,14 @@ def write_generation_config(folder: Path, source_dir: str, revision: str | None,
 def _merge_adapter(source: Source, folder: Path) -> None:
     """The adapter merged into its base (float32 on the CPU), saved in the base's dtype with the
     adapter's tokenizer files."""
+    import torch
     from transformers import AutoConfig
 
     from tokenskip.core.hf import load_finetuned
 
     name, revision = source.base()
     dtype = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False).dtype
+    dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     model, _ = load_finetuned(source.folder.parent, str(source.base_dir), "cpu")
     merged = model.merge_and_unload()
     if dtype is not None:
