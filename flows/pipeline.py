@@ -40,6 +40,7 @@ from tokenskip_flows.support import (
     run_dvc_repro,
     stage_env,
 )
+from tokenskip_flows.workspace import params_kept_on_failure, validated_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-pipeline"
@@ -160,8 +161,9 @@ def _run_stages(
     timings = []
     for name, stages in batches:
         try:
-            timings.append(_stage_task(name, params)(name, str(repo), extra_env, timeout,
-                                                     overrides or None, stages if overrides else None))
+            with params_kept_on_failure(repo / "params.yaml"):  # dvc exp run writes the overrides into it
+                timings.append(_stage_task(name, params)(name, str(repo), extra_env, timeout,
+                                                         overrides or None, stages if overrides else None))
         except StageFailed:
             if "validate" in stages:  # failed validation: its report says why (always written)
                 _publish("validate", repo)
@@ -186,6 +188,8 @@ def tokenskip_pipeline(
     repo = Path(repo_dir).resolve() if repo_dir else REPO_ROOT
     overrides = check_overrides(overrides or [])
     params = load_params(repo / "params.yaml")
+    if overrides:  # validated before DVC writes params.yaml or deletes an output
+        params = validated_overrides(repo / "params.yaml", overrides)
     plan = plan_stages(read_dvc_stages(repo), stages)
     logger.info("repository %s; stages to run: %s", repo, ", ".join(plan))
     tracking_uri = resolve_uri(params.mlflow.tracking_uri, repo, os.environ)

@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from tokenskip.core.errors import DETERMINISTIC_CODES, TokenSkipError
+from tokenskip.core.errors import DETERMINISTIC_CODES, ExitCode, TokenSkipError
+from tokenskip.core.io import read_yaml
 
 TAIL_LINES = 30
 
@@ -34,13 +33,25 @@ EXPERIMENT = "experiment"  # the task name of a run with overrides: one `dvc exp
 # DVC exits 255 when a stage fails and names the command's own exit code in its error line:
 # "ERROR: failed to reproduce 'prune': failed to run: tokenskip prune ..., exited with 2"
 _STAGE_EXIT = re.compile(r"^ERROR: failed to reproduce '([^']+)': failed to run: .*, exited with (-?\d+)\s*$")
+# DVC's own refusals of the project's files (dvc.yaml, params.yaml) or of the -S overrides: it
+# exits 255 for them as for everything else; the same files fail the same way, so they are bad
+# input (exit code 2, not retried). A lock or a crash says something else and stays transient.
+_DVC_INPUT_ERROR = re.compile(
+    r"^(?:ERROR: )?(?:unable to read: '[^']+', YAML file structure is corrupted"
+    r"|'[^']+' is invalid\."
+    r"|'[^']+' validation failed"
+    r"|failed to parse '[^']+' in '[^']+'"
+    r"|failed to reproduce '[^']+': Parameters .* are missing from '[^']+'"
+    r"|Invalid `--set-param` value)"
+)
 
 
 class StageFailed(Exception):
     """A ``dvc repro <stage>`` that exited non-zero or ran past its time limit.
 
-    ``exit_code`` is the stage command's own exit code (None when it timed out or DVC itself
-    failed). It is ``transient`` unless that code says bad input (2), failed validation (3) or no
+    ``exit_code`` is the stage command's own exit code; 2 when DVC itself refused the project's
+    files or the overrides (:func:`dvc_input_error`); None when it timed out or DVC failed
+    otherwise. It is ``transient`` unless that code says bad input (2), failed validation (3) or no
     champion (4): retrying would fail the same way, so the flow does not retry those.
     """
 
@@ -80,10 +91,7 @@ def read_dvc_stages(repo: Path) -> list[str]:
     path = Path(repo) / "dvc.yaml"
     if not path.is_file():
         raise TokenSkipError(f"{path}: not found (is {repo} the repository root?)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise TokenSkipError(f"{path}: not valid YAML ({exc})") from None
+    doc = read_yaml(path) or {}  # bytes, YAML and duplicate keys: one line each
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         raise TokenSkipError(f"{path}: stages: must be a mapping of stage names")
@@ -123,6 +131,12 @@ def stage_exit_code(lines: Sequence[str]) -> int | None:
         if match:
             return int(match.group(2))
     return None
+
+
+def dvc_input_error(lines: Sequence[str]) -> str | None:
+    """DVC's first line refusing the project's files or the overrides (see ``_DVC_INPUT_ERROR``),
+    or None when DVC failed otherwise."""
+    return next((line.strip() for line in lines if _DVC_INPUT_ERROR.match(line.strip())), None)
 
 
 def check_overrides(overrides: Sequence[str]) -> list[str]:
@@ -250,6 +264,10 @@ def run_dvc_repro(
         raise StageFailed(stage, f"timed out after {timeout_s:g} s", tail, exit_code=None)
     if code != 0:
         stage_code = stage_exit_code(tail)
+        refused = dvc_input_error(lines) if stage_code is None else None
+        if refused is not None:  # DVC could not read the project's files: bad input, not retried
+            bad_input = int(ExitCode.BAD_INPUT)
+            raise StageFailed(stage, f"failed (dvc exit code {code}: {refused})", tail, bad_input)
         why = f"exit code {stage_code}" if stage_code is not None else f"dvc exit code {code}"
         raise StageFailed(stage, f"failed ({why})", tail, stage_code)
     return StageRun(stage=stage, seconds=round(seconds, 3), statuses=parse_repro_output(lines),
