@@ -1,6 +1,7 @@
-"""``tokenskip run``, ``tokenskip deploy`` and ``tokenskip ablation``: the Prefect flows and the
-scheduled deployment as sub-commands of the tokenskip CLI (entry points of the group
-``tokenskip.commands`` in pyproject.toml, loaded by src/tokenskip/cli.py only for them).
+"""``tokenskip run``, ``tokenskip restore``, ``tokenskip deploy`` and ``tokenskip ablation``: the
+Prefect flows, the workspace's restore and the scheduled deployment as sub-commands of the
+tokenskip CLI (entry points of the group ``tokenskip.commands`` in pyproject.toml, loaded by
+src/tokenskip/cli.py only for them).
 
 Prefect is imported inside the commands, after the global options have set the log level.
 """
@@ -18,7 +19,8 @@ def run(
         None, "--stage", help="Run only this stage (repeatable; default: every stage)"),
     overrides: list[str] | None = typer.Option(
         None, "--set", "-S", help="Params override key=value for this run, applied by `dvc exp run -S` "
-        "(the run is a DVC experiment; params.yaml is left to DVC); repeatable"),
+        "(the run is a DVC experiment); validated before DVC runs; a failed run leaves params.yaml as "
+        "it was; repeatable"),
 ) -> None:
     """Run the pipeline flow once: a Prefect task per DVC stage, then the results table.
 
@@ -29,6 +31,19 @@ def run(
 
     code = run_once(repo.resolve(), stage or None, overrides or None)
     raise typer.Exit(code)
+
+
+def restore(
+    repo: Path = typer.Option(Path("."), help="Repository root (dvc.yaml, params.yaml)"),
+) -> None:
+    """After a failed or killed run: put back the last committed run's params.yaml, dvc.lock and
+    reports (from git: `cache: false` metrics are not in DVC's cache), then every stage's outputs
+    (from DVC's cache). The same as `git checkout -- reports params.yaml dvc.lock && dvc checkout
+    --force`; uncommitted changes to those files are discarded (docs/guarantees.md).
+    """
+    from tokenskip_flows.workspace import restore_outputs
+
+    raise typer.Exit(restore_outputs(repo.resolve(), typer.echo))
 
 
 def ablation(

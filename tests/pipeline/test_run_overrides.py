@@ -54,3 +54,45 @@ def test_a_stage_with_bad_input_makes_tokenskip_run_exit_2_without_retry(
     failed = tokenskip_run(toy, prefect_api, f"sqlite:///{tmp_path}/mlflow.db")
     assert failed.returncode == 2, failed.stderr[-3000:]
     assert (toy / "calls_register.txt").read_text() == "1"  # retries: 1 in the toy params, not used
+
+
+def test_a_bad_override_changes_nothing_and_a_failed_run_leaves_params_yaml_as_it_was(
+    prefect_api: dict[str, str], tmp_path: Path
+) -> None:
+    """``-S prune.ratios=[1.5]`` used to exit 2 after DVC had rewritten params.yaml and deleted the
+    outputs; it is refused before DVC runs. A valid override whose run fails puts params.yaml back."""
+    toy = make_toy_repo(tmp_path / "toy", ["validate", "register"])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert tokenskip_run(toy, prefect_api, uri).returncode == 0
+    before = {p: (toy / p).read_bytes() for p in ("params.yaml", "out/register.txt", "reports/register.json")}
+    bad = tokenskip_run(toy, prefect_api, uri, "-S", "prune.ratios=[1.5]")
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    assert "error: params.yaml with -S prune.ratios=[1.5]: prune.ratios.0: Input should be" in bad.stderr
+    assert {p: (toy / p).read_bytes() for p in before} == before
+    assert (toy / "calls_register.txt").read_text() == "1"  # no stage ran
+
+    (toy / "mode.txt").write_text("register:input-error")
+    failed = tokenskip_run(toy, prefect_api, uri, "-S", "flow.cron=0 3 * * *")
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert (toy / "params.yaml").read_bytes() == before["params.yaml"]  # dvc exp run had written the override
+
+
+def test_params_or_dvc_yaml_that_dvc_refuses_are_exit_2_without_retry(
+    prefect_api: dict[str, str], tmp_path: Path
+) -> None:
+    toy = make_toy_repo(tmp_path / "toy", ["validate", "register"])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    params = (toy / "params.yaml").read_text()
+    (toy / "params.yaml").write_text(params + "flow:\n  retries: 0\n")  # a key given twice
+    twice = tokenskip_run(toy, prefect_api, uri)
+    errors = [line for line in twice.stderr.splitlines() if line.startswith("error: ")]
+    assert twice.returncode == 2 and len(errors) == 1 and "params.yaml:" in errors[0]
+    assert "duplicate key 'flow'" in errors[0]
+    assert not (toy / "calls_validate.txt").exists()
+
+    (toy / "params.yaml").write_text(params)
+    (toy / "dvc.yaml").write_text((toy / "dvc.yaml").read_text() + "  other:\n    cmdx: x\n")
+    refused = tokenskip_run(toy, prefect_api, uri)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "dvc exit code 255: './dvc.yaml' validation failed" in refused.stderr
+    assert "Retry 1/1" not in refused.stdout + refused.stderr  # flow.retries is 1 in the toy params

@@ -25,7 +25,7 @@ from tokenskip.cli import COMMAND_GROUP, STAGE_COMMANDS
 FLOW_PACKAGES = ("flows", "tokenskip_flows")
 # a string that names a flows module, e.g. "flows.commands", "tokenskip_flows.ui:ui"
 FLOW_MODULE_NAME = re.compile(r"^(?:tokenskip_)?flows(?:\.[\w.]+)?(?::\w+)?$")
-TOOL_COMMANDS = {"run", "deploy", "ablation", "ui", "serve"}
+TOOL_COMMANDS = {"run", "restore", "deploy", "ablation", "ui", "serve"}
 
 
 def _is_flow_module(name: str) -> bool:
@@ -120,6 +120,7 @@ def test_a_tool_command_loads_only_its_entry_point_and_each_one_loads(tmp_path: 
     loaded, modules = json.loads(_python(probe, tmp_path))
     assert "tokenskip_flows.commands" in loaded
     assert not [m for m in loaded if m.startswith(("prefect", "tokenskip_flows.pipeline"))], loaded
-    assert modules == {"run": "tokenskip_flows.commands", "deploy": "tokenskip_flows.commands",
+    assert modules == {"run": "tokenskip_flows.commands", "restore": "tokenskip_flows.commands",
+                       "deploy": "tokenskip_flows.commands",
                        "ablation": "tokenskip_flows.commands", "ui": "tokenskip_flows.ui",
                        "serve": "tokenskip_flows.serve"}
