@@ -217,7 +217,7 @@ def _all_kept(theirs: Sequence[str], ours: Sequence[str]) -> str | None:
     for k, (expected, found) in enumerate(zip(theirs, ours, strict=False)):
         if expected != found:
             place = f"number {expected!r} ({k + 1} of {len(theirs)} in the CoT)"
-            if found in theirs[k + 1 :]:
+            if theirs[k + 1 : k + 2] == [found]:  # the compressed CoT goes on with the next one
                 return f"{place} is missing from the compressed CoT"
             return f"{place} is {found!r} in the compressed CoT"
     if len(theirs) > len(ours):
