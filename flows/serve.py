@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -32,6 +33,9 @@ from tokenskip_flows.serving import (
     check_ratio_template,
     vllm_command,
 )
+
+if TYPE_CHECKING:
+    from tokenskip.core.params import Params
 
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 DEFAULT_ALIAS = "champion"
@@ -55,7 +59,7 @@ def pick_engine(engine: Engine) -> str:
     return "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
 
 
-def folder_source(path: Path, params: object, base: Path) -> Source:
+def folder_source(path: Path, params: Params, base: Path) -> Source:
     """A local folder: finetune's output (``model/`` preferred, else ``adapter/``), or one of the
     two; decoding and instruction from params (evaluate.max_new_tokens, model.*)."""
     if (path / "config.json").is_file() or (path / ADAPTER_CONFIG).is_file():
@@ -63,19 +67,19 @@ def folder_source(path: Path, params: object, base: Path) -> Source:
     else:
         kind = finetuned_kind(path)
         folder = path / kind
-    return Source(kind, folder.resolve(), params.evaluate.max_new_tokens,  # type: ignore[attr-defined]
-                  params.model.repetition_penalty, params.model.instruction,  # type: ignore[attr-defined]
+    return Source(kind, folder.resolve(), params.evaluate.max_new_tokens,
+                  params.model.repetition_penalty, params.model.instruction,
                   str(base.resolve()) if kind == ADAPTER_SUBDIR else None)
 
 
-def version_source(uri: str, tracking_uri: str, params: object, into: Path) -> Source:
+def version_source(uri: str, tracking_uri: str, params: Params, into: Path) -> Source:
     """A registered version: downloaded into ``into`` through the tracking store (its shared weights
     once, into the weights cache); decoding and instruction from the version's own config."""
     from tokenskip.register.weights import download_version, finetuned_layout
     from tokenskip.tracking.retries import Retry
     from tokenskip.tracking.store import globally, open_store
 
-    settings = params.mlflow  # type: ignore[attr-defined]
+    settings = params.mlflow
     tracking = open_store(tracking_uri, Retry(settings.retries, settings.retry_backoff_s))
     with globally(tracking_uri):
         files = tracking.call(f"download {uri}", lambda: download_version(uri, into))
@@ -87,12 +91,12 @@ def version_source(uri: str, tracking_uri: str, params: object, into: Path) -> S
                   config.get("repetition_penalty"), config.get("instruction"), layout.base_dir or None)
 
 
-def default_uri(params: object) -> str:
+def default_uri(params: Params) -> str:
     """``models:/<the configured registered model>@champion``."""
     from tokenskip.register.registry import registered_model_name
 
-    name = registered_model_name(params.mlflow.registered_model,  # type: ignore[attr-defined]
-                                 params.model.name, params.data.dataset)  # type: ignore[attr-defined]
+    name = registered_model_name(params.mlflow.registered_model,
+                                 params.model.name, params.data.dataset)
     return f"models:/{name}@{DEFAULT_ALIAS}"
 
 
