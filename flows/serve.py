@@ -83,8 +83,9 @@ def version_source(uri: str, tracking_uri: str, params: Params, into: Path) -> S
     tracking = open_store(tracking_uri, Retry(settings.retries, settings.retry_backoff_s))
     with globally(tracking_uri):
         files = tracking.call(f"download {uri}", lambda: download_version(uri, into))
+        weights = files.config.get("weights") or {}
         layout = tracking.call(f"download the weights of {uri}",
-                               lambda: finetuned_layout(files.artifacts, files.config.get("weights") or {}))
+                               lambda: finetuned_layout(files.artifacts, weights, into))
     kind = finetuned_kind(layout.model_dir)
     config = files.config
     return Source(kind, (layout.model_dir / kind).resolve(), int(config["max_new_tokens"]),

@@ -124,16 +124,19 @@ class FinetunedLayout:
     temporary: Path | None = None
 
 
-def finetuned_layout(artifacts: dict[str, str], weights: dict[str, Any]) -> FinetunedLayout:
+def finetuned_layout(
+    artifacts: dict[str, str], weights: dict[str, Any], scratch: Path | None = None
+) -> FinetunedLayout:
     """The finetune layout of a version's pyfunc ``artifacts`` (key -> local path) once its shared
     ``weights`` URIs are downloaded (:func:`resolve_weights`). MLflow copies an artifact to
-    ``artifacts/<folder name>``; one renamed on a collision is linked back under its key."""
+    ``artifacts/<folder name>``; one renamed on a collision is linked back under its key (in a
+    temporary folder, under ``scratch`` when given)."""
     resolved = resolve_weights(artifacts, weights)
     key = MODEL_SUBDIR if MODEL_SUBDIR in resolved else ADAPTER_SUBDIR
     source = Path(resolved[key])
     if source.name == key:
         return FinetunedLayout(source.parent, resolved.get(BASE_ARTIFACT, ""))
-    temporary = Path(tempfile.mkdtemp(prefix="tokenskip-pyfunc-"))
+    temporary = Path(tempfile.mkdtemp(prefix="tokenskip-pyfunc-", dir=scratch))
     (temporary / key).symlink_to(source.resolve(), target_is_directory=True)
     return FinetunedLayout(temporary, resolved.get(BASE_ARTIFACT, ""), temporary)
 
