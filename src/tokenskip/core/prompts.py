@@ -42,9 +42,10 @@ def build_prompt(tokenizer: Any, question: str, instruction: str, ratio: float |
     """The generation prompt for ``question`` at ratio g, rendered by the chat template (the
     model's own one: a TokenSkip ratio wrapper, :func:`ratio_chat_template`, is left out)."""
     content = f"{instruction}\n{question}{ratio_tag(tokenizer.eos_token, ratio)}"
+    own = own_chat_template(tokenizer)
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True,
-        chat_template=own_chat_template(tokenizer),
+        **({"chat_template": own} if own is not None else {}),
     )
 
 
