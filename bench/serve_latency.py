@@ -4,12 +4,13 @@ client, one request at a time, at ratio g (default 0.6) and without a ratio (the
 Prints ONE JSON line: mean seconds per request at g and without, their ratio, the completion-token
 ratio (g vs none), the gap between the two ratios (target: within 0.05: the saved time is the saved
 tokens), and the load average while it ran (the CPU is shared: figures are indicative). Requests
-alternate question by question (none, g, next question), as evaluate's latency does, so a change
-in load does not bias the ratio; a first request per condition warms the server up and is not
-counted. Serves MODEL (default models/tokenskip: finetune's output) with the test questions and
-decoding budget of the repository's params.yaml, from a temporary serve cache.
+alternate question by question (none and g, next question), as evaluate's latency does, so a change
+in load does not bias the ratio, with the order alternating; the first ``--warmup`` questions warm
+the server up (a fresh transformers serve answers its first dozens of requests several times
+slower) and are not counted. Serves MODEL (default models/tokenskip: finetune's output) with the
+test questions and decoding budget of the repository's params.yaml, from a temporary serve cache.
 
-    .venv/bin/python bench/serve_latency.py [MODEL] [--repo .] [--n 20] [--ratio 0.6]
+    .venv/bin/python bench/serve_latency.py [MODEL] [--repo .] [--n 20] [--ratio 0.6] [--warmup 10]
 """
 
 from __future__ import annotations
@@ -79,18 +80,22 @@ def questions(repo: Path, n: int) -> tuple[list[str], int]:
     return [p.question for p in problems], params.evaluate.max_new_tokens
 
 
-def measure(client, name: str, texts: list[str], ratio: float, budget: int) -> dict[str, list[float]]:
-    """Per condition: each request's seconds and completion tokens, requests alternating."""
+def measure(client, name: str, texts: list[str], ratio: float, budget: int, warmup: int) -> dict:
+    """Per condition: each request's seconds and completion tokens. ``warmup`` questions first go
+    through both conditions uncounted (the first requests of a fresh server run several times
+    slower); then each question is asked in both, the order alternating (none first, then g first)."""
     conditions = {"none": None, f"{ratio:g}": ratio}
     seconds: dict[str, list[float]] = {key: [] for key in conditions}
     tokens: dict[str, list[float]] = {key: [] for key in conditions}
-    for index, text in enumerate([texts[0], *texts]):  # the first one warms the server up
-        for key, value in conditions.items():
+    for index, text in enumerate([*texts[:warmup], *texts]):
+        keys = list(conditions) if index % 2 == 0 else list(reversed(conditions))
+        for key in keys:
+            value = conditions[key]
             extra = {} if value is None else {"chat_template_kwargs": {"ratio": value}}
             started = time.perf_counter()
             reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": text}],
                                                    max_tokens=budget, extra_body=extra)
-            if index:
+            if index >= warmup:
                 seconds[key].append(time.perf_counter() - started)
                 tokens[key].append(reply.usage.completion_tokens)
     return {"seconds": seconds, "tokens": tokens}
@@ -102,6 +107,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="repository root (params.yaml, data/)")
     parser.add_argument("--n", type=int, default=20, help="test questions")
     parser.add_argument("--ratio", type=float, default=0.6, help="the ratio g compared with none")
+    parser.add_argument("--warmup", type=int, default=10, help="questions asked first, not counted")
     args = parser.parse_args()
     from openai import OpenAI
 
@@ -114,7 +120,7 @@ def main() -> None:
     proc = start_server(model, repo, port, folder)
     try:
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=600)
-        figures = measure(client, name, texts, args.ratio, budget)
+        figures = measure(client, name, texts, args.ratio, budget, args.warmup)
     finally:
         stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
