@@ -117,3 +117,11 @@ def test_the_bootstrap_is_seeded() -> None:
     reference, candidate = per_question([(True, True), (True, False), (False, True)], [80, 12, 8])
     settings = BootstrapSettings(resamples=2000, seed=3)
     assert compare(reference, candidate, settings) == compare(reference, candidate, settings)
+
+
+def test_token_reduction_is_null_not_nan_when_the_reference_wrote_no_cot() -> None:
+    reference = [{"id": i, "correct": True, "cot_tokens": 0} for i in range(5)]
+    candidate = [{"id": i, "correct": True, "cot_tokens": 3} for i in range(5)]
+    stats = compare(reference, candidate, BootstrapSettings(resamples=2000, confidence=0.95, seed=0))
+    assert stats["token_reduction"] is None and stats["token_reduction_ci"] is None
+    assert stats["accuracy_drop"] == 0.0

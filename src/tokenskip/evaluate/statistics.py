@@ -85,7 +85,8 @@ def compare(
 ) -> dict[str, Any]:
     """Accuracy drop and token reduction of ``candidate`` against ``reference`` (per-question
     records with ``id``, ``correct``, ``cot_tokens``, matched by ``id``), each with its paired
-    interval, and the McNemar p-value."""
+    interval (None when the reference wrote no CoT token: JSON has no NaN, and the gate fails a
+    missing figure), and the McNemar p-value."""
     by_id = {r["id"]: r for r in candidate}
     if set(by_id) != {r["id"] for r in reference}:
         raise ValueError("reference and candidate were not evaluated on the same questions")
@@ -96,11 +97,12 @@ def compare(
     cand_tokens = [float(c["cot_tokens"]) for _, c in pairs]
     drop = float(_accuracy_drop(np.asarray(ref_ok, float), np.asarray(cand_ok, float)))
     reduction = float(_token_reduction(np.asarray(ref_tokens), np.asarray(cand_tokens)))
+    defined = bool(np.isfinite(reduction))  # undefined when the reference wrote no CoT token at all
     return {
         "accuracy_drop": round(drop, 4),
         "accuracy_drop_ci": paired_ci(_accuracy_drop, ref_ok, cand_ok, settings),
-        "token_reduction": round(reduction, 4),
-        "token_reduction_ci": paired_ci(_token_reduction, ref_tokens, cand_tokens, settings),
+        "token_reduction": round(reduction, 4) if defined else None,
+        "token_reduction_ci": paired_ci(_token_reduction, ref_tokens, cand_tokens, settings) if defined else None,
         "mcnemar_p": mcnemar_p(ref_ok, cand_ok),
     }
 
