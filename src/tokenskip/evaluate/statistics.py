@@ -102,7 +102,8 @@ def compare(
         "accuracy_drop": round(drop, 4),
         "accuracy_drop_ci": paired_ci(_accuracy_drop, ref_ok, cand_ok, settings),
         "token_reduction": round(reduction, 4) if defined else None,
-        "token_reduction_ci": paired_ci(_token_reduction, ref_tokens, cand_tokens, settings) if defined else None,
+        "token_reduction_ci": (
+            paired_ci(_token_reduction, ref_tokens, cand_tokens, settings) if defined else None),
         "mcnemar_p": mcnemar_p(ref_ok, cand_ok),
     }
 
