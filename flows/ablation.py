@@ -46,7 +46,6 @@ from tokenskip_flows.support import (
     tool_path,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-ablation"
 TARGET = "evaluate"  # the experiments stop here: register (the registry) is never run
 STAGES_RUN = 4  # prune, validate, finetune, evaluate: the timeout is flow.stage_timeout_s each
@@ -176,7 +175,7 @@ def tokenskip_ablation(
     """Run one DVC experiment per variant through evaluate, compare them against self-information,
     write reports/ablation.json and .png, log them to MLflow; returns the ablation report."""
     logger = get_run_logger()
-    repo = Path(repo_dir).resolve() if repo_dir else REPO_ROOT
+    repo = Path(repo_dir).resolve() if repo_dir else Path.cwd()
     params = load_params(repo / "params.yaml")
     chosen, common = plan_variants(repo, params, variants, ratios, baselines)
     classifier = has_classifier(repo, params.prune.scorer_model)

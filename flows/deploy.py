@@ -21,7 +21,7 @@ from prefect.schedules import Cron
 
 from tokenskip.core.errors import TokenSkipError
 from tokenskip.core.params import load_params
-from tokenskip_flows.pipeline import FLOW_NAME, REPO_ROOT, tokenskip_pipeline
+from tokenskip_flows.pipeline import FLOW_NAME, tokenskip_pipeline
 
 DEPLOYMENT_NAME = "tokenskip-nightly"
 ENTRYPOINT = "flows/pipeline.py:tokenskip_pipeline"
@@ -33,18 +33,18 @@ def deployment_options(repo: Path) -> dict[str, Any]:
     cfg = load_params(repo / "params.yaml").flow
     return {
         "schedules": [Cron(cfg.cron, timezone=cfg.timezone)],
-        "parameters": {},
+        "parameters": {"repo_dir": str(repo)},  # the checkout it was deployed from, not the install's
         "tags": ["tokenskip"],
         "description": "TokenSkip pipeline (dvc repro of every stage), nightly.",
     }
 
 
-def build_deployment(repo: Path = REPO_ROOT) -> Any:
+def build_deployment(repo: Path) -> Any:
     """A RunnerDeployment of the flow, run from ``repo`` (the current directory must be ``repo``)."""
     return tokenskip_pipeline.to_deployment(name=DEPLOYMENT_NAME, **deployment_options(repo))
 
 
-def serve(repo: Path = REPO_ROOT) -> None:
+def serve(repo: Path) -> None:
     """Register the deployment and execute its runs here (one at a time) until interrupted."""
     from prefect import serve as prefect_serve
 
@@ -60,7 +60,7 @@ def process_job_variables(repo: Path) -> dict[str, Any]:
     return {"env": {"PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}}
 
 
-def deploy_to_pool(pool: str, repo: Path = REPO_ROOT) -> Any:
+def deploy_to_pool(pool: str, repo: Path) -> Any:
     """Register the deployment on a process work pool (created if missing); return its id.
 
     The pool's worker runs each flow run in a subprocess in ``repo`` (a pull step sets the

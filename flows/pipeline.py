@@ -42,7 +42,6 @@ from tokenskip_flows.support import (
 )
 from tokenskip_flows.workspace import params_kept_on_failure, validated_overrides
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "tokenskip-pipeline"
 NO_OP_STATUSES = {"unchanged", "restored"}  # dvc repro ran nothing (see support.parse_repro_output)
 
@@ -177,7 +176,7 @@ def _run_stages(
 def tokenskip_pipeline(
     repo_dir: str | None = None, stages: list[str] | None = None, overrides: list[str] | None = None
 ) -> dict[str, Any] | None:
-    """Run the DVC stages of ``repo_dir`` (default: this repository) in dvc.yaml's order.
+    """Run the DVC stages of ``repo_dir`` (default: the current directory) in dvc.yaml's order.
 
     ``overrides`` (``key=value``, as ``dvc exp run -S``) run the stages as one DVC experiment with
     those params, recorded on the MLflow parent run. Returns the gate decision:
@@ -185,7 +184,7 @@ def tokenskip_pipeline(
     """
     start = time.monotonic()
     logger = get_run_logger()
-    repo = Path(repo_dir).resolve() if repo_dir else REPO_ROOT
+    repo = Path(repo_dir).resolve() if repo_dir else Path.cwd()
     overrides = check_overrides(overrides or [])
     params = load_params(repo / "params.yaml")
     if overrides:  # validated before DVC writes params.yaml or deletes an output
