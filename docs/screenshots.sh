@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remake docs/mlflow-registry.png and docs/prefect-flow-run.png from this clone's last `make run`:
+# Remake docs/mlflow-registry.png, docs/mlflow-champion-version.png and docs/prefect-flow-run.png from this clone's last `make run`:
 # starts `tokenskip ui` (MLflow + Prefect on 127.0.0.1), finds the registered model
 # (reports/register.json) and the latest tokenskip-pipeline flow run (Prefect REST API), and
 # takes both pages with headless Chromium (Debian: apt-get install -y chromium).
@@ -29,5 +29,7 @@ shot() {
     --virtual-time-budget=20000 --screenshot="$1" "$2" 2>/dev/null
   echo "$1 <- $2"
 }
+champion="$($PY -c 'import json; c = json.load(open("reports/register.json"))["champion"]; print(c["version"] if c else "")')"
 shot docs/mlflow-registry.png "http://127.0.0.1:$MLFLOW_PORT/#/models/$model"
+[ -z "$champion" ] || shot docs/mlflow-champion-version.png "http://127.0.0.1:$MLFLOW_PORT/#/models/$model/versions/$champion"
 shot docs/prefect-flow-run.png "http://127.0.0.1:$PREFECT_PORT/runs/flow-run/$flow_run?tab=Artifacts"
