@@ -12,9 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from tokenskip.register.gate import parse_thresholds
-from tokenskip.register.registry import PARENT_RUN_TAG, PREVIOUS_CHAMPION_TAG, content_of, lineage
+from tokenskip.register.registry import (
+    PARENT_RUN_TAG,
+    PREVIOUS_CHAMPION_TAG,
+    content_of,
+    found_or_none,
+    lineage,
+)
 from tokenskip.tracking.names import PARENT_TAG
-from tokenskip.tracking.retries import is_missing
 from tokenskip.tracking.store import Tracking
 
 CHAMPION = "champion"
@@ -22,15 +27,7 @@ CHALLENGER = "challenger"
 
 
 def _registered_model(tracking: Tracking, name: str) -> Any | None:
-    def get() -> Any | None:
-        try:
-            return tracking.client.get_registered_model(name)
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise
-
-    return tracking.call("get registered model", get)
+    return found_or_none(tracking, "get registered model", lambda: tracking.client.get_registered_model(name))
 
 
 def held_aliases(tracking: Tracking, name: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,21 @@ def registered_model_name(configured: str | None, model_name: str, dataset: str)
     return slug
 
 
+def found_or_none(tracking: Tracking, what: str, fetch: Callable[[], Any]) -> Any | None:
+    """``fetch()`` as one tracking call, or None when the store says the object does not exist
+    (RESOURCE_DOES_NOT_EXIST); every other failure is the tracking layer's."""
+
+    def get() -> Any | None:
+        try:
+            return fetch()
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    return tracking.call(what, get)
+
+
 def logged_model(tracking: Tracking, version: Any) -> Any | None:
     """The logged model a version was registered from (its ``model_id``, or its source
     ``models:/<model id>``: search results leave the id out); None for a version without one."""
@@ -86,16 +101,7 @@ def logged_model(tracking: Tracking, version: Any) -> Any | None:
     model_id = version.model_id or (source[len("models:/"):] if source.startswith("models:/") else None)
     if not model_id:
         return None
-
-    def get() -> Any | None:
-        try:
-            return tracking.client.get_logged_model(model_id)
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise
-
-    return tracking.call("get logged model", get)
+    return found_or_none(tracking, "get logged model", lambda: tracking.client.get_logged_model(model_id))
 
 
 def lineage(tracking: Tracking, version: Any) -> dict[str, str]:
