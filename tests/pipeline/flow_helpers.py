@@ -150,3 +150,34 @@ def clone_small(repo_root: Path, dest: Path) -> Path:
 def clone_env(clone: Path) -> dict[str, str]:
     """Environment that makes the clone's own (committed) code run, not this checkout's."""
     return {"PYTHONPATH": os.pathsep.join([str(clone / "src"), str(clone)])}
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log: Path, what: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail with the end of ``log`` if ``proc`` exits or
+    ``timeout_s`` passes first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+def post_json(url: str, body: bytes, timeout_s: float) -> tuple[int, str]:
+    """A raw JSON POST: (status, body text), for error statuses too."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

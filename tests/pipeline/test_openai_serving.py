@@ -15,14 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.flow_helpers import free_port, stop_process_group
+from tests.pipeline.flow_helpers import free_port, post_json, stop_process_group, wait_until_serving
 
 pytestmark = pytest.mark.slow
 N_QUESTIONS = 20
@@ -41,20 +39,6 @@ def tokenskip_serve(model: str, root: Path, uri: str, port: int, log: Path, *ext
                                 start_new_session=True)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = STARTUP_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"tokenskip serve did not start:\n{log.read_text()[-4000:]}")
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def server(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The champion served from the registry on a free port; yields url, name, params, log."""
@@ -67,7 +51,7 @@ def server(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     proc = tokenskip_serve(f"models:/{name}@champion", host, smoke_run["uri"], port, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc, log)
+        wait_until_serving(f"{url}/health", proc, log, "tokenskip serve", STARTUP_S)
         yield {"url": url, "name": name, "params": yaml.safe_load((host / "params.yaml").read_text()),
                "log": log, "proc": proc}
     finally:
@@ -219,13 +203,7 @@ def test_streaming_sends_the_same_completion(
 
 def post(server: dict, body: bytes) -> tuple[int, str]:
     """A raw POST to /v1/chat/completions: (status, body text)."""
-    request = urllib.request.Request(f"{server['url']}/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+    return post_json(f"{server['url']}/v1/chat/completions", body, timeout_s=300)
 
 
 def chat(server: dict, messages: list, ratio: object = None, **fields: object) -> bytes:

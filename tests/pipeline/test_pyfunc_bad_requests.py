@@ -8,15 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.flow_helpers import free_port, stop_process_group
+from tests.pipeline.flow_helpers import free_port, post_json, stop_process_group, wait_until_serving
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -39,28 +36,14 @@ def scoring_server(smoke_run: dict, tmp_path_factory: pytest.TempPathFactory) ->
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow models serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
+        wait_until_serving(f"{url}/ping", proc, log, "mlflow models serve", STARTUP_S)
         yield url
     finally:
         stop_process_group(proc)
 
 
 def invoke(url: str, body: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"{url}/invocations", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+    return post_json(f"{url}/invocations", body.encode(), timeout_s=120)
 
 
 BAD = {  # request -> (JSON body, the message's start)
